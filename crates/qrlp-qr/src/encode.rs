@@ -1,0 +1,417 @@
+//! From segments to codewords: version choice, bit stream, padding, Reed-Solomon blocks.
+
+use crate::bits::BitBuffer;
+use crate::segment::{optimal_segments, HeaderCosts, Segment};
+use crate::tables::{char_count_bits, data_codewords, ecc_per_block, num_blocks, total_codewords};
+use crate::{matrix, micro, EcLevel, EncodeError, Mask, MicroVersion, Mode, QrCode, Version};
+
+/// Which symbols the encoder may choose from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolKind {
+    /// QR Code, any version in `min..=max`.
+    Qr {
+        /// Smallest version allowed.
+        min: Version,
+        /// Largest version allowed.
+        max: Version,
+    },
+    /// Micro QR Code, any version in `min..=max`.
+    Micro {
+        /// Smallest version allowed.
+        min: MicroVersion,
+        /// Largest version allowed.
+        max: MicroVersion,
+    },
+}
+
+/// When to put an ECI designator in front of text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EciPolicy {
+    /// The default: text whose byte-mode part is not plain ASCII gets ECI 26 (UTF-8) first,
+    /// so decoders read the bytes as UTF-8 rather than guessing; ASCII text gets none.
+    #[default]
+    Auto,
+    /// Never add an ECI designator: byte mode carries raw UTF-8 that decoders must guess.
+    Never,
+    /// Always start with this ECI assignment number.
+    Always(u32),
+}
+
+/// The second-level options: ECC, version range, mask, mode and ECI.
+///
+/// ```
+/// use qrlp_qr::{EcLevel, Mask, Options, QrCode, SymbolKind, Version};
+/// let opts = Options {
+///     ecc: EcLevel::H,
+///     symbol: SymbolKind::Qr { min: Version::new(5).unwrap(), max: Version::MAX },
+///     mask: Mask::new(3),
+///     ..Options::default()
+/// };
+/// let code = QrCode::encode_text_with("HELLO", &opts)?;
+/// assert_eq!(code.width(), 37); // version 5
+/// assert_eq!(code.mask().number(), 3);
+/// # Ok::<(), qrlp_qr::EncodeError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Error correction level (default M).
+    pub ecc: EcLevel,
+    /// Symbols to choose from; the smallest that fits wins (default QR versions 1-40).
+    pub symbol: SymbolKind,
+    /// Raise the ECC level as far as the chosen version still holds the data.
+    pub boost_ecc: bool,
+    /// Use this mask instead of the one with the lowest penalty.
+    pub mask: Option<Mask>,
+    /// Encode text in this one mode instead of the optimal mix (text APIs only).
+    pub mode: Option<Mode>,
+    /// ECI designator policy (text APIs only).
+    pub eci: EciPolicy,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ecc: EcLevel::M,
+            symbol: SymbolKind::Qr {
+                min: Version::MIN,
+                max: Version::MAX,
+            },
+            boost_ecc: false,
+            mask: None,
+            mode: None,
+            eci: EciPolicy::Auto,
+        }
+    }
+}
+
+impl Options {
+    /// Options for Micro QR, M1 to M4, at the given level.
+    pub fn micro(ecc: EcLevel) -> Options {
+        Options {
+            ecc,
+            symbol: SymbolKind::Micro {
+                min: MicroVersion::new(1).unwrap_or_else(|| unreachable!()),
+                max: MicroVersion::new(4).unwrap_or_else(|| unreachable!()),
+            },
+            ..Options::default()
+        }
+    }
+}
+
+pub(crate) fn qr_costs(v: Version) -> HeaderCosts {
+    HeaderCosts {
+        mode_bits: 4,
+        count_bits: [
+            Some(char_count_bits(Mode::Numeric, v)),
+            Some(char_count_bits(Mode::Alphanumeric, v)),
+            Some(char_count_bits(Mode::Byte, v)),
+            Some(char_count_bits(Mode::Kanji, v)),
+        ],
+    }
+}
+
+/// The first version of each count-indicator class: 1-9, 10-26, 27-40.
+const CLASS_STARTS: [u8; 3] = [1, 10, 27];
+
+fn class_of(v: Version) -> usize {
+    match v.number() {
+        1..=9 => 0,
+        10..=26 => 1,
+        _ => 2,
+    }
+}
+
+pub(crate) fn mode_indicator(mode: Mode) -> u32 {
+    match mode {
+        Mode::Numeric => 0b0001,
+        Mode::Alphanumeric => 0b0010,
+        Mode::Byte => 0b0100,
+        Mode::Kanji => 0b1000,
+        Mode::Eci => 0b0111,
+    }
+}
+
+fn validate(opts: &Options) -> Result<(), EncodeError> {
+    match opts.symbol {
+        SymbolKind::Qr { min, max } if min > max => Err(EncodeError::InvalidVersionRange {
+            min: min.number(),
+            max: max.number(),
+        }),
+        SymbolKind::Micro { min, max } if min > max => Err(EncodeError::InvalidVersionRange {
+            min: min.number(),
+            max: max.number(),
+        }),
+        SymbolKind::Micro { .. } if opts.mask.is_some_and(|m| m.number() > 3) => Err(
+            EncodeError::InvalidMask(opts.mask.map_or(0, |m| m.number())),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The segments for `text` under `opts` for a given set of header costs: one forced mode,
+/// or the optimal mix, with the ECI designator the policy asks for.
+pub(crate) fn text_segments(
+    text: &str,
+    opts: &Options,
+    costs: &HeaderCosts,
+    allow_eci: bool,
+) -> Result<Vec<Segment>, EncodeError> {
+    let mut segs = match opts.mode {
+        Some(mode) => {
+            if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![Segment::in_mode(text, mode)?]
+            }
+        }
+        None => optimal_segments(text, costs),
+    };
+    let eci = match opts.eci {
+        EciPolicy::Never => None,
+        EciPolicy::Always(n) => Some(n),
+        EciPolicy::Auto => segs
+            .iter()
+            .any(|s| s.mode() == Mode::Byte && !s.message_bytes().is_ascii())
+            .then_some(26),
+    };
+    if let Some(n) = eci {
+        if !allow_eci {
+            if matches!(opts.eci, EciPolicy::Always(_)) {
+                return Err(EncodeError::UnsupportedInMicro("ECI"));
+            }
+        } else {
+            segs.insert(0, Segment::eci(n)?);
+        }
+    }
+    Ok(segs)
+}
+
+impl QrCode {
+    /// Encodes text at the given level with the defaults: optimal segmentation, the smallest
+    /// QR version that fits, automatic mask, and ECI 26 (UTF-8) when the text is not ASCII.
+    ///
+    /// ```
+    /// use qrlp_qr::{EcLevel, QrCode};
+    /// let code = QrCode::encode_text("01234567", EcLevel::M)?;
+    /// assert_eq!(code.width(), 21);
+    /// # Ok::<(), qrlp_qr::EncodeError>(())
+    /// ```
+    pub fn encode_text(text: &str, ecc: EcLevel) -> Result<QrCode, EncodeError> {
+        QrCode::encode_text_with(
+            text,
+            &Options {
+                ecc,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Encodes bytes in byte mode at the given level.
+    ///
+    /// ```
+    /// use qrlp_qr::{EcLevel, QrCode};
+    /// let code = QrCode::encode_bytes(&[0, 159, 255], EcLevel::L)?;
+    /// assert_eq!(code.width(), 21);
+    /// # Ok::<(), qrlp_qr::EncodeError>(())
+    /// ```
+    pub fn encode_bytes(data: &[u8], ecc: EcLevel) -> Result<QrCode, EncodeError> {
+        QrCode::encode_segments(
+            &[Segment::bytes(data)],
+            &Options {
+                ecc,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Encodes text with full options. The segmentation is recomputed for each
+    /// character-count class of versions in range, so the result is the smallest symbol over
+    /// every segmentation.
+    pub fn encode_text_with(text: &str, opts: &Options) -> Result<QrCode, EncodeError> {
+        validate(opts)?;
+        match opts.symbol {
+            SymbolKind::Micro { min, max } => micro::encode_text(text, opts, min, max),
+            SymbolKind::Qr { min, max } => {
+                let (v, segs) = choose_text(text, opts, min, max, 0)?;
+                Ok(finish(&segs, v, opts, &[]))
+            }
+        }
+    }
+
+    /// Encodes bytes (byte mode) with full options.
+    pub fn encode_bytes_with(data: &[u8], opts: &Options) -> Result<QrCode, EncodeError> {
+        QrCode::encode_segments(&[Segment::bytes(data)], opts)
+    }
+
+    /// Encodes the given segments as they are. `opts.mode` and `opts.eci` do not apply.
+    ///
+    /// ```
+    /// use qrlp_qr::{EcLevel, Mask, Options, QrCode, Segment, SymbolKind, Version};
+    /// let segs = [Segment::alphanumeric("ORDER ")?, Segment::numeric("2026112400")?];
+    /// let v = Version::new(2).unwrap();
+    /// let opts = Options { ecc: EcLevel::Q, symbol: SymbolKind::Qr { min: v, max: v },
+    ///                      mask: Mask::new(6), ..Options::default() };
+    /// let code = QrCode::encode_segments(&segs, &opts)?;
+    /// assert_eq!(code.width(), 25);
+    /// # Ok::<(), qrlp_qr::EncodeError>(())
+    /// ```
+    pub fn encode_segments(segs: &[Segment], opts: &Options) -> Result<QrCode, EncodeError> {
+        validate(opts)?;
+        match opts.symbol {
+            SymbolKind::Micro { min, max } => micro::encode_segments(segs, opts, min, max),
+            SymbolKind::Qr { min, max } => {
+                let v = fit_version(segs, opts.ecc, min, max, 0)?;
+                Ok(finish(segs, v, opts, &[]))
+            }
+        }
+    }
+}
+
+/// The smallest version in `min..=max` whose data capacity at `ecc` holds `segs`.
+pub(crate) fn fit_version(
+    segs: &[Segment],
+    ecc: EcLevel,
+    min: Version,
+    max: Version,
+    extra_bits: usize,
+) -> Result<Version, EncodeError> {
+    let mut needed = 0;
+    let mut class_cache: [Option<Option<usize>>; 3] = [None; 3];
+    for n in min.number()..=max.number() {
+        let v = Version::new(n).unwrap_or(Version::MAX);
+        let bits = *class_cache[class_of(v)]
+            .get_or_insert_with(|| qr_costs(v).total_bits(segs).map(|b| b + extra_bits));
+        let cap = data_codewords(v, ecc) * 8;
+        if let Some(b) = bits {
+            needed = b;
+            if b <= cap {
+                return Ok(v);
+            }
+        }
+    }
+    Err(EncodeError::DataTooLong {
+        needed_bits: needed,
+        capacity_bits: data_codewords(max, ecc) * 8,
+        symbol: format!("{max}-{ecc}"),
+    })
+}
+
+/// Picks, over the segmentation of each count-indicator class, the smallest version in
+/// `min..=max` that holds `text` plus `extra_bits` of header.
+pub(crate) fn choose_text(
+    text: &str,
+    opts: &Options,
+    min: Version,
+    max: Version,
+    extra_bits: usize,
+) -> Result<(Version, Vec<Segment>), EncodeError> {
+    let mut last_err = None;
+    for (class, &start) in CLASS_STARTS.iter().enumerate() {
+        let end = [9, 26, 40][class];
+        let lo = start.max(min.number());
+        let hi = end.min(max.number());
+        let (Some(lo), Some(hi)) = (Version::new(lo), Version::new(hi)) else {
+            continue;
+        };
+        if lo > hi {
+            continue;
+        }
+        let segs = text_segments(text, opts, &qr_costs(lo), true)?;
+        match fit_version(&segs, opts.ecc, lo, hi, extra_bits) {
+            Ok(v) => return Ok((v, segs)),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or(EncodeError::InvalidVersionRange {
+        min: min.number(),
+        max: max.number(),
+    }))
+}
+
+/// Builds the symbol: ECC boost, codewords, blocks, placement and mask.
+pub(crate) fn finish(
+    segs: &[Segment],
+    v: Version,
+    opts: &Options,
+    prefix: &[(u32, u32)],
+) -> QrCode {
+    let prefix_bits: usize = prefix.iter().map(|&(_, n)| n as usize).sum();
+    let bits = qr_costs(v).total_bits(segs).unwrap_or(0) + prefix_bits;
+    let mut ecc = opts.ecc;
+    if opts.boost_ecc {
+        while let Some(next) = ecc.stronger() {
+            if bits <= data_codewords(v, next) * 8 {
+                ecc = next;
+            } else {
+                break;
+            }
+        }
+    }
+    let data = data_codewords_for(segs, v, ecc, prefix);
+    let all = add_ecc_and_interleave(&data, v, ecc);
+    matrix::build(v, ecc, &all, opts.mask)
+}
+
+/// The data codewords: optional `prefix` bits (structured append header), segments,
+/// terminator, bit padding and pad codewords.
+pub(crate) fn data_codewords_for(
+    segs: &[Segment],
+    v: Version,
+    ecc: EcLevel,
+    prefix: &[(u32, u32)],
+) -> Vec<u8> {
+    let capacity = data_codewords(v, ecc) * 8;
+    let mut bb = BitBuffer::with_capacity(capacity);
+    for &(value, n) in prefix {
+        bb.push(value, n);
+    }
+    for s in segs {
+        bb.push(mode_indicator(s.mode()), 4);
+        if s.mode() != Mode::Eci {
+            bb.push(s.char_count() as u32, char_count_bits(s.mode(), v) as u32);
+        }
+        s.write_data(&mut bb);
+    }
+    let term = (capacity - bb.len()).min(4);
+    bb.push(0, term as u32);
+    let mut bytes = bb.into_bytes();
+    let target = capacity / 8;
+    let mut pad = 0xEC;
+    while bytes.len() < target {
+        bytes.push(pad);
+        pad ^= 0xEC ^ 0x11;
+    }
+    bytes
+}
+
+/// Splits data codewords into blocks, appends each block's Reed-Solomon codewords, and
+/// interleaves them as section 7.6 lays down.
+pub(crate) fn add_ecc_and_interleave(data: &[u8], v: Version, ecc: EcLevel) -> Vec<u8> {
+    let blocks = num_blocks(v, ecc);
+    let ecc_len = ecc_per_block(v, ecc);
+    let total = total_codewords(v);
+    let short_blocks = blocks - total % blocks;
+    let short_len = total / blocks - ecc_len;
+    let mut out = vec![0u8; total];
+    let mut ecc_buf = [0u8; 30];
+    let mut offset = 0;
+    for b in 0..blocks {
+        let len = short_len + usize::from(b >= short_blocks);
+        let block = &data[offset..offset + len];
+        offset += len;
+        for (i, &byte) in block.iter().enumerate() {
+            // Column i of the data part; short blocks have no column `short_len`.
+            let pos = if i < short_len {
+                i * blocks + b
+            } else {
+                short_len * blocks + (b - short_blocks)
+            };
+            out[pos] = byte;
+        }
+        crate::rs::remainder(block, &mut ecc_buf[..ecc_len]);
+        for (i, &byte) in ecc_buf[..ecc_len].iter().enumerate() {
+            out[data.len() + i * blocks + b] = byte;
+        }
+    }
+    out
+}

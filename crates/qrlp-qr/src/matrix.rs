@@ -1,0 +1,767 @@
+//! Module placement and mask selection for QR Code (versions 1-40).
+//!
+//! The symbol is held as a bit plane. To score masks fast, each plane row `r` holds row `r`
+//! of the symbol (part A) *and* column `r` of it (part B, the transpose), so that every
+//! penalty rule is evaluated for rows and columns at once by combining whole plane rows:
+//! a run along a symbol column is a run down the plane in part A, and a run along a symbol
+//! row is a run down the plane in part B. `PAD` light rows above and below stand for the
+//! quiet zone that the finder-like rule (N3) counts as light.
+
+use std::sync::OnceLock;
+
+use crate::tables::{alignment_positions, bch_format, version_bits};
+use crate::{EcLevel, Mask, QrCode, SymbolVersion, Version};
+
+/// Light plane rows above and below the symbol: enough for rule N3 at scale 3 (12 light).
+const PAD: usize = 12;
+
+/// Penalty weights of ISO/IEC 18004:2015 section 7.8.3.1.
+const N1: u32 = 3;
+const N2: u32 = 3;
+const N3: u32 = 40;
+const N4: u32 = 10;
+
+/// Everything about a version's layout that does not depend on the data.
+pub(crate) struct Template {
+    width: usize,
+    /// Words per row of part A (and of the finished symbol).
+    sa: usize,
+    /// Words per plane row.
+    stride: usize,
+    /// Bit offset of part B in a plane row.
+    ob: usize,
+    /// Plane rows: width + 2 * PAD.
+    rows: usize,
+    /// Function patterns (dark modules), part A only; format areas left light.
+    base_a: Vec<u64>,
+    /// Plane bit index (part A) of every non-function module, in placement order.
+    data_pos: Vec<u32>,
+    /// Plane bit indices (part A, part B) of format bit `i` in its two copies.
+    format_pos: [[(u32, u32); 2]; 15],
+    /// The always-dark module beside the lower format copy: (part A, part B) bit index.
+    dark_pos: (u32, u32),
+    /// For each mask, the modules it flips (data modules only), both parts.
+    masks: [Vec<u64>; 8],
+    /// Valid bits of a plane row (parts A and B).
+    valid: Vec<u64>,
+    /// Valid bits of part A only.
+    valid_a: Vec<u64>,
+    /// Part A bits x < width - 1 (for the 2x2 rule).
+    valid_a2: Vec<u64>,
+}
+
+fn mask_bit(mask: u8, x: usize, y: usize) -> bool {
+    match mask {
+        0 => (x + y) % 2 == 0,
+        1 => y % 2 == 0,
+        2 => x % 3 == 0,
+        3 => (x + y) % 3 == 0,
+        4 => (x / 3 + y / 2) % 2 == 0,
+        5 => x * y % 2 + x * y % 3 == 0,
+        6 => (x * y % 2 + x * y % 3) % 2 == 0,
+        _ => ((x + y) % 2 + x * y % 3) % 2 == 0,
+    }
+}
+
+impl Template {
+    pub(crate) fn get(v: Version) -> &'static Template {
+        static CACHE: [OnceLock<Template>; 41] = [const { OnceLock::new() }; 41];
+        CACHE[v.number() as usize].get_or_init(|| Template::build(v))
+    }
+
+    fn a_index(&self, x: usize, y: usize) -> u32 {
+        ((y + PAD) * self.stride * 64 + x) as u32
+    }
+
+    fn b_index(&self, x: usize, y: usize) -> u32 {
+        ((x + PAD) * self.stride * 64 + self.ob + y) as u32
+    }
+
+    fn build(v: Version) -> Template {
+        let w = v.width();
+        let sa = w.div_ceil(64);
+        let (stride, ob) = if w <= 32 { (1, 32) } else { (2 * sa, 64 * sa) };
+        let rows = w + 2 * PAD;
+        let mut t = Template {
+            width: w,
+            sa,
+            stride,
+            ob,
+            rows,
+            base_a: vec![0; rows * stride],
+            data_pos: Vec::new(),
+            format_pos: [[(0, 0); 2]; 15],
+            dark_pos: (0, 0),
+            masks: Default::default(),
+            valid: vec![0; stride],
+            valid_a: vec![0; stride],
+            valid_a2: vec![0; stride],
+        };
+        for x in 0..w {
+            set_bit(&mut t.valid, x);
+            set_bit(&mut t.valid, ob + x);
+            set_bit(&mut t.valid_a, x);
+            if x + 1 < w {
+                set_bit(&mut t.valid_a2, x);
+            }
+        }
+
+        // Function modules: `func` marks them, `dark` holds their colour.
+        let mut func = vec![false; w * w];
+        let mut dark = vec![false; w * w];
+        let mut put = |x: usize, y: usize, d: bool| {
+            func[y * w + x] = true;
+            dark[y * w + x] = d;
+        };
+        for i in 0..w {
+            put(6, i, i % 2 == 0);
+            put(i, 6, i % 2 == 0);
+        }
+        for (cx, cy) in [(3, 3), (w - 4, 3), (3, w - 4)] {
+            for dy in -4i32..=4 {
+                for dx in -4i32..=4 {
+                    let (x, y) = (cx as i32 + dx, cy as i32 + dy);
+                    if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < w {
+                        let dist = dx.abs().max(dy.abs());
+                        put(x as usize, y as usize, dist != 2 && dist != 4);
+                    }
+                }
+            }
+        }
+        let align = alignment_positions(v);
+        let last = align.len().saturating_sub(1);
+        for (i, &ax) in align.iter().enumerate() {
+            for (j, &ay) in align.iter().enumerate() {
+                if (i == 0 && j == 0) || (i == 0 && j == last) || (i == last && j == 0) {
+                    continue;
+                }
+                for dy in -2i32..=2 {
+                    for dx in -2i32..=2 {
+                        let d = dx.abs().max(dy.abs()) != 1;
+                        put((ax as i32 + dx) as usize, (ay as i32 + dy) as usize, d);
+                    }
+                }
+            }
+        }
+        // Format areas: reserved here, drawn per mask.
+        let mut format_xy = [[(0usize, 0usize); 2]; 15];
+        for (i, slot) in format_xy.iter_mut().enumerate() {
+            let first = match i {
+                0..=5 => (8, i),
+                6 => (8, 7),
+                7 => (8, 8),
+                8 => (7, 8),
+                _ => (14 - i, 8),
+            };
+            let second = if i < 8 {
+                (w - 1 - i, 8)
+            } else {
+                (8, w - 15 + i)
+            };
+            *slot = [first, second];
+        }
+        for pair in &format_xy {
+            for &(x, y) in pair {
+                put(x, y, false);
+            }
+        }
+        put(8, w - 8, true);
+        if v.number() >= 7 {
+            let bits = version_bits(v.number() as u32);
+            for i in 0..18 {
+                let d = (bits >> i) & 1 != 0;
+                let (a, b) = (w - 11 + i % 3, i / 3);
+                put(a, b, d);
+                put(b, a, d);
+            }
+        }
+
+        for y in 0..w {
+            for x in 0..w {
+                if dark[y * w + x] {
+                    let i = t.a_index(x, y) as usize;
+                    set_bit(&mut t.base_a, i);
+                }
+            }
+        }
+        for (i, pair) in format_xy.iter().enumerate() {
+            for (k, &(x, y)) in pair.iter().enumerate() {
+                t.format_pos[i][k] = (t.a_index(x, y), t.b_index(x, y));
+            }
+        }
+        t.dark_pos = (t.a_index(8, w - 8), t.b_index(8, w - 8));
+
+        // Zig-zag placement order: two-module columns from the right, skipping the vertical
+        // timing pattern, alternately upwards and downwards.
+        let mut right = w as i32 - 1;
+        while right >= 1 {
+            if right == 6 {
+                right = 5;
+            }
+            let upward = ((right + 1) & 2) == 0;
+            for vert in 0..w {
+                let y = if upward { w - 1 - vert } else { vert };
+                for j in 0..2 {
+                    let x = (right - j) as usize;
+                    if !func[y * w + x] {
+                        t.data_pos.push(t.a_index(x, y));
+                    }
+                }
+            }
+            right -= 2;
+        }
+
+        for m in 0..8u8 {
+            let mut plane = vec![0u64; rows * stride];
+            for y in 0..w {
+                for x in 0..w {
+                    if !func[y * w + x] && mask_bit(m, x, y) {
+                        set_bit(&mut plane, t.a_index(x, y) as usize);
+                        set_bit(&mut plane, t.b_index(x, y) as usize);
+                    }
+                }
+            }
+            t.masks[m as usize] = plane;
+        }
+        t
+    }
+}
+
+#[inline]
+fn set_bit(words: &mut [u64], i: usize) {
+    words[i / 64] |= 1 << (i % 64);
+}
+
+#[inline]
+fn put_bit(words: &mut [u64], i: u32, on: bool) {
+    let i = i as usize;
+    let m = 1u64 << (i % 64);
+    if on {
+        words[i / 64] |= m;
+    } else {
+        words[i / 64] &= !m;
+    }
+}
+
+/// Transposes a 64x64 bit block in place: afterwards bit `c` of word `r` is what bit `r` of
+/// word `c` was.
+fn transpose64(a: &mut [u64; 64]) {
+    let mut j = 32;
+    let mut m: u64 = 0x0000_0000_FFFF_FFFF;
+    while j != 0 {
+        let mut k = 0;
+        while k < 64 {
+            let t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+            k = (k + j + 1) & !j;
+        }
+        j >>= 1;
+        m ^= m << j;
+    }
+}
+
+/// Fills part B of `plane` with the transpose of its part A.
+fn fill_transpose(t: &Template, plane: &mut [u64]) {
+    let w = t.width;
+    let s = t.stride;
+    let mut block = [0u64; 64];
+    if w <= 32 {
+        for (k, slot) in block.iter_mut().enumerate().take(w) {
+            *slot = plane[(k + PAD) * s] & 0xFFFF_FFFF;
+        }
+        block[w..].fill(0);
+        transpose64(&mut block);
+        for (x, &col) in block.iter().enumerate().take(w) {
+            let word = &mut plane[(x + PAD) * s];
+            *word = (*word & 0xFFFF_FFFF) | (col << 32);
+        }
+        return;
+    }
+    for bi in 0..t.sa {
+        for bj in 0..t.sa {
+            for (k, slot) in block.iter_mut().enumerate() {
+                let y = bi * 64 + k;
+                *slot = if y < w { plane[(y + PAD) * s + bj] } else { 0 };
+            }
+            transpose64(&mut block);
+            for (k, &col) in block.iter().enumerate() {
+                let x = bj * 64 + k;
+                if x < w {
+                    plane[(x + PAD) * s + t.sa + bi] = col;
+                }
+            }
+        }
+    }
+}
+
+/// The 15 format bits for a level and mask, already XOR-masked (section 7.9).
+pub(crate) fn format_word(ecc: EcLevel, mask: u8) -> u32 {
+    bch_format(ecc.format_bits() << 3 | mask as u32) ^ 0x5412
+}
+
+/// Places `codewords` (data and error correction, interleaved) into a symbol of version `v`,
+/// chooses the mask (or uses `forced`), and returns the finished symbol.
+pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
+    let t = Template::get(v);
+    let mut base = t.base_a.clone();
+    let mut pos = t.data_pos.iter();
+    'outer: for &byte in codewords {
+        for k in (0..8).rev() {
+            let Some(&p) = pos.next() else { break 'outer };
+            let p = p as usize;
+            base[p / 64] |= (((byte >> k) & 1) as u64) << (p % 64);
+        }
+    }
+    fill_transpose(t, &mut base);
+
+    let mut work = vec![0u64; base.len()];
+    let mut best = vec![0u64; base.len()];
+    let mut scratch = Scratch::new(t);
+    let (mut best_mask, mut best_score) = (0u8, u32::MAX);
+    let candidates: Vec<u8> = match forced {
+        Some(m) => vec![m.number()],
+        None => (0..8).collect(),
+    };
+    for &m in &candidates {
+        for ((o, &b), &k) in work.iter_mut().zip(&base).zip(&t.masks[m as usize]) {
+            *o = b ^ k;
+        }
+        let fw = format_word(ecc, m);
+        for (i, pair) in t.format_pos.iter().enumerate() {
+            let on = (fw >> i) & 1 != 0;
+            for &(a, b) in pair {
+                put_bit(&mut work, a, on);
+                put_bit(&mut work, b, on);
+            }
+        }
+        put_bit(&mut work, t.dark_pos.0, true);
+        put_bit(&mut work, t.dark_pos.1, true);
+        if forced.is_some() {
+            std::mem::swap(&mut best, &mut work);
+            best_mask = m;
+            break;
+        }
+        let score = penalty(t, &work, &mut scratch, best_score);
+        if score < best_score {
+            best_score = score;
+            best_mask = m;
+            std::mem::swap(&mut best, &mut work);
+        }
+    }
+
+    let w = t.width;
+    let mut bits = vec![0u64; w * t.sa];
+    for y in 0..w {
+        let row = &best[(y + PAD) * t.stride..];
+        if w <= 32 {
+            bits[y] = row[0] & 0xFFFF_FFFF;
+        } else {
+            bits[y * t.sa..(y + 1) * t.sa].copy_from_slice(&row[..t.sa]);
+        }
+    }
+    QrCode {
+        version: SymbolVersion::Normal(v),
+        ecc,
+        mask: Mask::new(best_mask).unwrap_or(Mask::new(0).unwrap()),
+        width: w,
+        stride: t.sa,
+        bits,
+    }
+}
+
+/// Reusable buffers for [`penalty`].
+struct Scratch {
+    light: Vec<u64>,
+    quad: Vec<u64>,
+    dark3: Vec<u64>,
+    eq: Vec<u64>,
+}
+
+impl Scratch {
+    fn new(t: &Template) -> Self {
+        let n = t.rows * t.stride;
+        Scratch {
+            light: vec![0; n],
+            quad: vec![0; n],
+            dark3: vec![0; n],
+            eq: vec![0; n],
+        }
+    }
+}
+
+#[inline]
+fn pop(words: impl Iterator<Item = u64>) -> u32 {
+    words.map(|w| w.count_ones()).sum()
+}
+
+/// Total penalty of a masked plane (rules N1-N4), computed to agree exactly with the
+/// run-length formulation (see `reference` in the tests). Stops early, returning a value
+/// `>= limit`, once the score cannot beat `limit`.
+fn penalty(t: &Template, d: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
+    let s = t.stride;
+    let w = t.width;
+    let rows = t.rows;
+    let row = |r: usize| &d[r * s..(r + 1) * s];
+
+    // N4: balance of dark modules (part A only).
+    let mut dark = 0u32;
+    for y in 0..w {
+        dark += pop(row(y + PAD).iter().zip(&t.valid_a).map(|(a, v)| a & v));
+    }
+    let total = (w * w) as i64;
+    let k = (((dark as i64) * 20 - total * 10).abs() + total - 1) / total - 1;
+    let mut score = k as u32 * N4;
+
+    // N2: 2x2 blocks of one colour (part A only; part B would count the same blocks).
+    let mut blocks = 0u32;
+    for y in 0..w - 1 {
+        let (r0, r1) = (row(y + PAD), row(y + PAD + 1));
+        for i in 0..t.sa {
+            let next = if i + 1 < s { r0[i + 1] } else { 0 };
+            let h = !(r0[i] ^ (r0[i] >> 1 | next << 63));
+            let v = !(r0[i] ^ r1[i]);
+            let nv = if i + 1 < s {
+                !(r0[i + 1] ^ r1[i + 1])
+            } else {
+                0
+            };
+            let v2 = v & (v >> 1 | nv << 63);
+            blocks += (h & v2 & t.valid_a2[i]).count_ones();
+        }
+    }
+    score += blocks * N2;
+    if score >= limit {
+        return score;
+    }
+
+    // Light plane (padding rows are light), runs of 3 dark and 4 light.
+    for r in 0..rows {
+        for i in 0..s {
+            sc.light[r * s + i] = !d[r * s + i] & t.valid[i];
+        }
+    }
+    let light = &sc.light;
+    for r in 0..rows - 3 {
+        for i in 0..s {
+            let l = |k: usize| light[(r + k) * s + i];
+            sc.quad[r * s + i] = l(0) & l(1) & l(2) & l(3);
+        }
+    }
+    for r in 0..rows - 2 {
+        for i in 0..s {
+            sc.dark3[r * s + i] = d[r * s + i] & d[(r + 1) * s + i] & d[(r + 2) * s + i];
+        }
+    }
+
+    // N1: runs of five or more. E(r) marks five equal modules starting at r; a run of length
+    // L >= 5 has L - 4 such starts and scores L - 2 = (L - 4) + 2 for its first start.
+    for r in PAD..PAD + w - 1 {
+        for i in 0..s {
+            sc.eq[r * s + i] = !(d[r * s + i] ^ d[(r + 1) * s + i]) & t.valid[i];
+        }
+    }
+    let eq = &sc.eq;
+    let mut n1 = 0u32;
+    for i in 0..s {
+        let mut prev = 0u64;
+        for r in PAD..PAD + w - 4 {
+            let e = eq[r * s + i] & eq[(r + 1) * s + i] & eq[(r + 2) * s + i] & eq[(r + 3) * s + i];
+            n1 += e.count_ones() + (N1 - 1) * (e & !prev).count_ones();
+            prev = e;
+        }
+    }
+    // Each run of length L >= 5 scores N1 + (L - 5) = L - 2 points.
+    score += n1;
+    if score >= limit {
+        return score;
+    }
+
+    // N3: dark-light-dark-dark-dark-light-dark at scale n, light on both sides, with at least
+    // 4n light on a side (counted once per side). Scales 1-3 here, larger ones below.
+    let quad = &sc.quad;
+    let dark3 = &sc.dark3;
+    let at = |v: &[u64], r: usize, i: usize| v[r * s + i];
+    let mut n3 = 0u32;
+    let mut need_wide = false;
+    for r in PAD..PAD + w {
+        for i in 0..s {
+            if r + 7 <= PAD + w {
+                let core = at(d, r, i)
+                    & at(light, r + 1, i)
+                    & at(dark3, r + 2, i)
+                    & at(light, r + 5, i)
+                    & at(d, r + 6, i)
+                    & at(light, r - 1, i)
+                    & at(light, r + 7, i);
+                if core != 0 {
+                    n3 += (core & at(quad, r - 4, i)).count_ones()
+                        + (core & at(quad, r + 7, i)).count_ones();
+                }
+            }
+            if r + 14 <= PAD + w {
+                let centre = at(dark3, r + 4, i) & at(dark3, r + 7, i);
+                if centre != 0 {
+                    let core = centre
+                        & at(light, r + 3, i)
+                        & at(light, r + 10, i)
+                        & at(d, r, i)
+                        & at(d, r + 1, i)
+                        & at(light, r + 2, i)
+                        & at(light, r + 11, i)
+                        & at(d, r + 12, i)
+                        & at(d, r + 13, i)
+                        & at(light, r - 1, i)
+                        & at(light, r - 2, i)
+                        & at(light, r + 14, i)
+                        & at(light, r + 15, i);
+                    if core != 0 {
+                        let left = at(quad, r - 8, i) & at(quad, r - 4, i);
+                        let right = at(quad, r + 14, i) & at(quad, r + 18, i);
+                        n3 += (core & left).count_ones() + (core & right).count_ones();
+                    }
+                    // A dark run of 12 or more may be the centre of a scale-4+ pattern.
+                    if r + 12 <= PAD + w
+                        && centre & at(dark3, r + 10, i) & at(dark3, r + 13, i) != 0
+                    {
+                        need_wide = true;
+                    }
+                }
+                if r + 21 <= PAD + w {
+                    // Scale 3: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
+                    let c3 = at(dark3, r + 6, i) & at(dark3, r + 9, i) & at(dark3, r + 12, i);
+                    if c3 != 0 {
+                        let l3 = |k: usize| {
+                            at(light, r + k, i) & at(light, r + k + 1, i) & at(light, r + k + 2, i)
+                        };
+                        let core = c3
+                            & at(dark3, r, i)
+                            & l3(3)
+                            & l3(15)
+                            & at(dark3, r + 18, i)
+                            & l3(21)
+                            & at(light, r - 1, i)
+                            & at(light, r - 2, i)
+                            & at(light, r - 3, i);
+                        if core != 0 {
+                            let left =
+                                at(quad, r - 12, i) & at(quad, r - 8, i) & at(quad, r - 4, i);
+                            let right =
+                                at(quad, r + 21, i) & at(quad, r + 25, i) & at(quad, r + 29, i);
+                            n3 += (core & left).count_ones() + (core & right).count_ones();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if need_wide {
+        n3 += wide_finder_patterns(t, d);
+    }
+    score + n3 * N3
+}
+
+/// Finder-like patterns at scale 4 and above, counted by walking the runs of every line
+/// that holds a dark run of 12 or more. Rare, so it can afford to be plain.
+fn wide_finder_patterns(t: &Template, d: &[u64]) -> u32 {
+    let s = t.stride;
+    let w = t.width;
+    let mut count = 0;
+    for col in (0..w).chain(t.ob..t.ob + w) {
+        let line = |r: usize| (d[(r + PAD) * s + col / 64] >> (col % 64)) & 1 != 0;
+        let mut run = 0;
+        let mut best = 0;
+        for r in 0..w {
+            if line(r) {
+                run += 1;
+                best = best.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        if best >= 12 {
+            count += finder_runs(w, line, 4);
+        }
+    }
+    count
+}
+
+/// Counts finder-like patterns with scale `n >= min_scale` along one line of `size`
+/// modules, with the outside counted as `size` light modules on each end.
+pub(crate) fn finder_runs(size: usize, dark: impl Fn(usize) -> bool, min_scale: usize) -> u32 {
+    let mut hist = [0usize; 7];
+    let push = |hist: &mut [usize; 7], mut len: usize| {
+        if hist[0] == 0 {
+            len += size;
+        }
+        hist.copy_within(0..6, 1);
+        hist[0] = len;
+    };
+    let count = |h: &[usize; 7]| -> u32 {
+        let n = h[1];
+        let core = n >= min_scale && h[2] == n && h[3] == n * 3 && h[4] == n && h[5] == n;
+        u32::from(core && h[0] >= n * 4 && h[6] >= n)
+            + u32::from(core && h[6] >= n * 4 && h[0] >= n)
+    };
+    let mut total = 0;
+    let mut colour = false;
+    let mut run = 0;
+    for i in 0..size {
+        if dark(i) == colour {
+            run += 1;
+        } else {
+            push(&mut hist, run);
+            if !colour {
+                total += count(&hist);
+            }
+            colour = dark(i);
+            run = 1;
+        }
+    }
+    if colour {
+        push(&mut hist, run);
+        run = 0;
+    }
+    push(&mut hist, run + size);
+    total + count(&hist)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The penalty rules written out plainly over a module grid: the definition the plane
+    /// code must agree with.
+    pub(crate) fn reference(m: &[Vec<bool>]) -> u32 {
+        let n = m.len();
+        let mut score = 0;
+        for line in 0..2 {
+            for a in 0..n {
+                let get = |b: usize| if line == 0 { m[a][b] } else { m[b][a] };
+                let mut run = 1;
+                for b in 1..=n {
+                    if b < n && get(b) == get(b - 1) {
+                        run += 1;
+                    } else {
+                        if run >= 5 {
+                            score += N1 + (run as u32 - 5);
+                        }
+                        run = 1;
+                    }
+                }
+                score += finder_runs(n, get, 1) * N3;
+            }
+        }
+        for y in 0..n - 1 {
+            for x in 0..n - 1 {
+                let c = m[y][x];
+                if c == m[y][x + 1] && c == m[y + 1][x] && c == m[y + 1][x + 1] {
+                    score += N2;
+                }
+            }
+        }
+        let dark = m.iter().flatten().filter(|&&b| b).count() as i64;
+        let total = (n * n) as i64;
+        let k = ((dark * 20 - total * 10).abs() + total - 1) / total - 1;
+        score + k as u32 * N4
+    }
+
+    fn plane_from_grid(t: &Template, m: &[Vec<bool>]) -> Vec<u64> {
+        let mut p = vec![0u64; t.rows * t.stride];
+        for (y, row) in m.iter().enumerate() {
+            for (x, &b) in row.iter().enumerate() {
+                if b {
+                    set_bit(&mut p, t.a_index(x, y) as usize);
+                }
+            }
+        }
+        fill_transpose(t, &mut p);
+        p
+    }
+
+    #[test]
+    fn transpose_is_an_involution_and_correct() {
+        let mut a = [0u64; 64];
+        let mut seed = 99u64;
+        for w in a.iter_mut() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            *w = seed;
+        }
+        let orig = a;
+        transpose64(&mut a);
+        for r in 0..64 {
+            for c in 0..64 {
+                assert_eq!((a[r] >> c) & 1, (orig[c] >> r) & 1);
+            }
+        }
+    }
+
+    #[test]
+    fn plane_penalty_matches_reference_on_random_grids() {
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for v in [1u8, 2, 3, 4, 7, 10, 15, 26, 40] {
+            let t = Template::get(Version::new(v).unwrap());
+            let w = t.width;
+            for case in 0..12 {
+                // Vary the density and clumping so long runs and wide finder shapes occur.
+                let m: Vec<Vec<bool>> = (0..w)
+                    .map(|_| {
+                        let mut row = Vec::with_capacity(w);
+                        let mut cur = false;
+                        for _ in 0..w {
+                            let r = next();
+                            if r % [2, 3, 5, 9][case % 4] == 0 {
+                                cur = !cur;
+                            }
+                            row.push(if case % 3 == 0 { r & 1 == 1 } else { cur });
+                        }
+                        row
+                    })
+                    .collect();
+                let p = plane_from_grid(t, &m);
+                let mut sc = Scratch::new(t);
+                assert_eq!(
+                    penalty(t, &p, &mut sc, u32::MAX),
+                    reference(&m),
+                    "v{v} case {case}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wide_finder_shapes_are_counted() {
+        // A column holding a scale-4 and a scale-5 finder shape.
+        let t = Template::get(Version::new(20).unwrap());
+        let w = t.width;
+        let mut m = vec![vec![false; w]; w];
+        let mut y = 2;
+        for (len, dark) in [
+            (4, true),
+            (4, false),
+            (12, true),
+            (4, false),
+            (4, true),
+            (20, false),
+            (5, true),
+            (5, false),
+            (15, true),
+            (5, false),
+            (5, true),
+        ] {
+            for _ in 0..len {
+                m[y][3] = dark;
+                y += 1;
+            }
+        }
+        let p = plane_from_grid(t, &m);
+        let mut sc = Scratch::new(t);
+        assert_eq!(penalty(t, &p, &mut sc, u32::MAX), reference(&m));
+    }
+}
