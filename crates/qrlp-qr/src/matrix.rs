@@ -132,7 +132,10 @@ impl Template {
         let last = align.len().saturating_sub(1);
         for (i, &ax) in align.iter().enumerate() {
             for (j, &ay) in align.iter().enumerate() {
-                if (i == 0 && j == 0) || (i == 0 && j == last) || (i == last && j == 0) {
+                // The three corners hold finder patterns instead.
+                let corner =
+                    (i == 0 || i == last) && (j == 0 || j == last) && !(i == last && j == last);
+                if corner {
                     continue;
                 }
                 for dy in -2i32..=2 {
@@ -370,217 +373,207 @@ pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<M
     }
 }
 
-/// Reusable buffers for [`penalty`].
+/// Reusable buffers for [`penalty`]: light modules, runs of 4 light, runs of 3 dark, and
+/// vertical equality, one plane row each.
 struct Scratch {
-    light: Vec<u64>,
-    quad: Vec<u64>,
-    dark3: Vec<u64>,
-    eq: Vec<u64>,
+    buf: Vec<u64>,
 }
 
 impl Scratch {
     fn new(t: &Template) -> Self {
-        let n = t.rows * t.stride;
         Scratch {
-            light: vec![0; n],
-            quad: vec![0; n],
-            dark3: vec![0; n],
-            eq: vec![0; n],
+            buf: vec![0; 4 * t.rows * t.stride],
         }
     }
-}
-
-#[inline]
-fn pop(words: impl Iterator<Item = u64>) -> u32 {
-    words.map(|w| w.count_ones()).sum()
 }
 
 /// Total penalty of a masked plane (rules N1-N4), computed to agree exactly with the
 /// run-length formulation (see `reference` in the tests). Stops early, returning a value
 /// `>= limit`, once the score cannot beat `limit`.
 fn penalty(t: &Template, d: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
-    let s = t.stride;
+    match t.stride {
+        1 => penalty_rows::<1>(t, d, sc, limit),
+        2 => penalty_rows::<2>(t, d, sc, limit),
+        4 => penalty_rows::<4>(t, d, sc, limit),
+        _ => penalty_rows::<6>(t, d, sc, limit),
+    }
+}
+
+type Row<const S: usize> = [u64; S];
+
+#[inline(always)]
+fn and<const S: usize>(a: Row<S>, b: Row<S>) -> Row<S> {
+    std::array::from_fn(|i| a[i] & b[i])
+}
+
+#[inline(always)]
+fn any<const S: usize>(a: Row<S>) -> bool {
+    a.iter().fold(0, |acc, &x| acc | x) != 0
+}
+
+#[inline(always)]
+fn ones<const S: usize>(a: Row<S>) -> u32 {
+    a.iter().map(|x| x.count_ones()).sum()
+}
+
+/// Row shifted down by one bit position (bit x takes bit x + 1).
+#[inline(always)]
+fn next_bit<const S: usize>(a: Row<S>) -> Row<S> {
+    std::array::from_fn(|i| a[i] >> 1 | if i + 1 < S { a[i + 1] << 63 } else { 0 })
+}
+
+fn as_rows<const S: usize>(words: &[u64]) -> &[Row<S>] {
+    words.as_chunks::<S>().0
+}
+
+fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
     let w = t.width;
     let rows = t.rows;
-    let row = |r: usize| &d[r * s..(r + 1) * s];
+    let d = as_rows::<S>(plane);
+    let row_of = |v: &[u64]| -> Row<S> { std::array::from_fn(|i| v[i]) };
+    let valid = row_of(&t.valid);
+    let valid_a = row_of(&t.valid_a);
+    let valid_a2 = row_of(&t.valid_a2);
+    let sym = &d[PAD..PAD + w];
 
     // N4: balance of dark modules (part A only).
-    let mut dark = 0u32;
-    for y in 0..w {
-        dark += pop(row(y + PAD).iter().zip(&t.valid_a).map(|(a, v)| a & v));
-    }
+    let dark: u32 = sym.iter().map(|&r| ones(and(r, valid_a))).sum();
     let total = (w * w) as i64;
     let k = (((dark as i64) * 20 - total * 10).abs() + total - 1) / total - 1;
     let mut score = k as u32 * N4;
 
     // N2: 2x2 blocks of one colour (part A only; part B would count the same blocks).
-    let mut blocks = 0u32;
-    for y in 0..w - 1 {
-        let (r0, r1) = (row(y + PAD), row(y + PAD + 1));
-        for i in 0..t.sa {
-            let next = if i + 1 < s { r0[i + 1] } else { 0 };
-            let h = !(r0[i] ^ (r0[i] >> 1 | next << 63));
-            let v = !(r0[i] ^ r1[i]);
-            let nv = if i + 1 < s {
-                !(r0[i + 1] ^ r1[i + 1])
-            } else {
-                0
-            };
-            let v2 = v & (v >> 1 | nv << 63);
-            blocks += (h & v2 & t.valid_a2[i]).count_ones();
-        }
+    let mut blocks = 0;
+    for pair in sym.windows(2) {
+        let (r0, r1) = (pair[0], pair[1]);
+        let h: Row<S> = std::array::from_fn(|i| !(r0[i] ^ next_bit(r0)[i]));
+        let v: Row<S> = std::array::from_fn(|i| !(r0[i] ^ r1[i]));
+        blocks += ones(and(and(h, and(v, next_bit(v))), valid_a2));
     }
     score += blocks * N2;
     if score >= limit {
         return score;
     }
 
-    // Light plane (padding rows are light), runs of 3 dark and 4 light.
-    for r in 0..rows {
-        for i in 0..s {
-            sc.light[r * s + i] = !d[r * s + i] & t.valid[i];
-        }
+    let (light, rest) = sc.buf.as_chunks_mut::<S>().0.split_at_mut(rows);
+    let (quad, rest) = rest.split_at_mut(rows);
+    let (dark3, eq) = rest.split_at_mut(rows);
+    for (l, &r) in light.iter_mut().zip(d) {
+        *l = std::array::from_fn(|i| !r[i] & valid[i]);
     }
-    let light = &sc.light;
     for r in 0..rows - 3 {
-        for i in 0..s {
-            let l = |k: usize| light[(r + k) * s + i];
-            sc.quad[r * s + i] = l(0) & l(1) & l(2) & l(3);
-        }
+        quad[r] = and(and(light[r], light[r + 1]), and(light[r + 2], light[r + 3]));
     }
     for r in 0..rows - 2 {
-        for i in 0..s {
-            sc.dark3[r * s + i] = d[r * s + i] & d[(r + 1) * s + i] & d[(r + 2) * s + i];
-        }
+        dark3[r] = and(and(d[r], d[r + 1]), d[r + 2]);
     }
 
     // N1: runs of five or more. E(r) marks five equal modules starting at r; a run of length
-    // L >= 5 has L - 4 such starts and scores L - 2 = (L - 4) + 2 for its first start.
-    for r in PAD..PAD + w - 1 {
-        for i in 0..s {
-            sc.eq[r * s + i] = !(d[r * s + i] ^ d[(r + 1) * s + i]) & t.valid[i];
-        }
+    // L >= 5 has L - 4 such starts, and scores N1 + (L - 5) = (L - 4) + (N1 - 1).
+    for r in 0..w - 1 {
+        eq[r] = std::array::from_fn(|i| !(sym[r][i] ^ sym[r + 1][i]) & valid[i]);
     }
-    let eq = &sc.eq;
-    let mut n1 = 0u32;
-    for i in 0..s {
-        let mut prev = 0u64;
-        for r in PAD..PAD + w - 4 {
-            let e = eq[r * s + i] & eq[(r + 1) * s + i] & eq[(r + 2) * s + i] & eq[(r + 3) * s + i];
-            n1 += e.count_ones() + (N1 - 1) * (e & !prev).count_ones();
-            prev = e;
-        }
+    let mut n1 = 0;
+    let mut prev = [0u64; S];
+    for r in 0..w.saturating_sub(4) {
+        let e = and(and(eq[r], eq[r + 1]), and(eq[r + 2], eq[r + 3]));
+        let starts: Row<S> = std::array::from_fn(|i| e[i] & !prev[i]);
+        n1 += ones(e) + (N1 - 1) * ones(starts);
+        prev = e;
     }
-    // Each run of length L >= 5 scores N1 + (L - 5) = L - 2 points.
     score += n1;
     if score >= limit {
         return score;
     }
 
     // N3: dark-light-dark-dark-dark-light-dark at scale n, light on both sides, with at least
-    // 4n light on a side (counted once per side). Scales 1-3 here, larger ones below.
-    let quad = &sc.quad;
-    let dark3 = &sc.dark3;
-    let at = |v: &[u64], r: usize, i: usize| v[r * s + i];
-    let mut n3 = 0u32;
-    let mut need_wide = false;
-    for r in PAD..PAD + w {
-        for i in 0..s {
-            if r + 7 <= PAD + w {
-                let core = at(d, r, i)
-                    & at(light, r + 1, i)
-                    & at(dark3, r + 2, i)
-                    & at(light, r + 5, i)
-                    & at(d, r + 6, i)
-                    & at(light, r - 1, i)
-                    & at(light, r + 7, i);
-                if core != 0 {
-                    n3 += (core & at(quad, r - 4, i)).count_ones()
-                        + (core & at(quad, r + 7, i)).count_ones();
-                }
-            }
-            if r + 14 <= PAD + w {
-                let centre = at(dark3, r + 4, i) & at(dark3, r + 7, i);
-                if centre != 0 {
-                    let core = centre
-                        & at(light, r + 3, i)
-                        & at(light, r + 10, i)
-                        & at(d, r, i)
-                        & at(d, r + 1, i)
-                        & at(light, r + 2, i)
-                        & at(light, r + 11, i)
-                        & at(d, r + 12, i)
-                        & at(d, r + 13, i)
-                        & at(light, r - 1, i)
-                        & at(light, r - 2, i)
-                        & at(light, r + 14, i)
-                        & at(light, r + 15, i);
-                    if core != 0 {
-                        let left = at(quad, r - 8, i) & at(quad, r - 4, i);
-                        let right = at(quad, r + 14, i) & at(quad, r + 18, i);
-                        n3 += (core & left).count_ones() + (core & right).count_ones();
-                    }
-                    // A dark run of 12 or more may be the centre of a scale-4+ pattern.
-                    if r + 12 <= PAD + w
-                        && centre & at(dark3, r + 10, i) & at(dark3, r + 13, i) != 0
-                    {
-                        need_wide = true;
-                    }
-                }
-                if r + 21 <= PAD + w {
-                    // Scale 3: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
-                    let c3 = at(dark3, r + 6, i) & at(dark3, r + 9, i) & at(dark3, r + 12, i);
-                    if c3 != 0 {
-                        let l3 = |k: usize| {
-                            at(light, r + k, i) & at(light, r + k + 1, i) & at(light, r + k + 2, i)
-                        };
-                        let core = c3
-                            & at(dark3, r, i)
-                            & l3(3)
-                            & l3(15)
-                            & at(dark3, r + 18, i)
-                            & l3(21)
-                            & at(light, r - 1, i)
-                            & at(light, r - 2, i)
-                            & at(light, r - 3, i);
-                        if core != 0 {
-                            let left =
-                                at(quad, r - 12, i) & at(quad, r - 8, i) & at(quad, r - 4, i);
-                            let right =
-                                at(quad, r + 21, i) & at(quad, r + 25, i) & at(quad, r + 29, i);
-                            n3 += (core & left).count_ones() + (core & right).count_ones();
-                        }
-                    }
-                }
-            }
+    // 4n light on one side (each side counted). Scales 1-3 here, wider ones below.
+    let (light, quad, dark3) = (&*light, &*quad, &*dark3);
+    let mut n3 = 0;
+    for r in PAD..=PAD + w - 7 {
+        let core = and(
+            and(and(d[r], light[r + 1]), and(dark3[r + 2], light[r + 5])),
+            and(d[r + 6], and(light[r - 1], light[r + 7])),
+        );
+        if any(core) {
+            n3 += ones(and(core, quad[r - 4])) + ones(and(core, quad[r + 7]));
         }
     }
-    if need_wide {
-        n3 += wide_finder_patterns(t, d);
+    for r in PAD..(PAD + w).saturating_sub(13) {
+        // Scale 2: d[0..2] l[2..4] d[4..10] l[10..12] d[12..14].
+        let centre = and(
+            and(dark3[r + 4], dark3[r + 7]),
+            and(light[r + 3], light[r + 10]),
+        );
+        if !any(centre) {
+            continue;
+        }
+        let core = and(
+            and(
+                and(centre, and(d[r], d[r + 1])),
+                and(and(light[r + 2], light[r + 11]), and(d[r + 12], d[r + 13])),
+            ),
+            and(
+                and(light[r - 1], light[r - 2]),
+                and(light[r + 14], light[r + 15]),
+            ),
+        );
+        if any(core) {
+            let left = and(quad[r - 8], quad[r - 4]);
+            let right = and(quad[r + 14], quad[r + 18]);
+            n3 += ones(and(core, left)) + ones(and(core, right));
+        }
+    }
+    for r in PAD..(PAD + w).saturating_sub(20) {
+        // Scale 3: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
+        let centre = and(
+            and(dark3[r + 6], dark3[r + 9]),
+            and(dark3[r + 12], and(light[r + 5], light[r + 15])),
+        );
+        if !any(centre) {
+            continue;
+        }
+        let l3 = |k: usize| and(and(light[k], light[k + 1]), light[k + 2]);
+        let core = and(
+            and(and(centre, dark3[r]), and(l3(r + 3), l3(r + 15))),
+            and(and(dark3[r + 18], l3(r + 21)), l3(r - 3)),
+        );
+        if any(core) {
+            let left = and(and(quad[r - 12], quad[r - 8]), quad[r - 4]);
+            let right = and(and(quad[r + 21], quad[r + 25]), quad[r + 29]);
+            n3 += ones(and(core, left)) + ones(and(core, right));
+        }
+    }
+    // Scales 4 and up: a centre of 12+ dark right after 4+ light is rare, so only the lines
+    // that have one are walked run by run.
+    let mut wide = [0u64; S];
+    for c in PAD + 8..(PAD + w).saturating_sub(19) {
+        let gate = and(
+            and(quad[c - 4], dark3[c]),
+            and(and(dark3[c + 3], dark3[c + 6]), dark3[c + 9]),
+        );
+        for i in 0..S {
+            wide[i] |= gate[i];
+        }
+    }
+    if any(wide) {
+        n3 += wide_finder_patterns(t, plane, &wide);
     }
     score + n3 * N3
 }
 
-/// Finder-like patterns at scale 4 and above, counted by walking the runs of every line
-/// that holds a dark run of 12 or more. Rare, so it can afford to be plain.
-fn wide_finder_patterns(t: &Template, d: &[u64]) -> u32 {
+/// Finder-like patterns at scale 4 and above on the plane lines (bit columns) marked in
+/// `lines`, counted by walking their runs.
+fn wide_finder_patterns(t: &Template, d: &[u64], lines: &[u64]) -> u32 {
     let s = t.stride;
-    let w = t.width;
     let mut count = 0;
-    for col in (0..w).chain(t.ob..t.ob + w) {
-        let line = |r: usize| (d[(r + PAD) * s + col / 64] >> (col % 64)) & 1 != 0;
-        let mut run = 0;
-        let mut best = 0;
-        for r in 0..w {
-            if line(r) {
-                run += 1;
-                best = best.max(run);
-            } else {
-                run = 0;
-            }
-        }
-        if best >= 12 {
-            count += finder_runs(w, line, 4);
+    for (i, &word) in lines.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let col = i * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let line = |r: usize| (d[(r + PAD) * s + col / 64] >> (col % 64)) & 1 != 0;
+            count += finder_runs(t.width, line, 4);
         }
     }
     count
@@ -627,6 +620,7 @@ pub(crate) fn finder_runs(size: usize, dark: impl Fn(usize) -> bool, min_scale: 
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // 2-D grid code reads best with indices
 pub(crate) mod tests {
     use super::*;
 
