@@ -164,7 +164,26 @@ pub(crate) fn text_segments(
                 vec![Segment::in_mode(text, mode)?]
             }
         }
-        None => optimal_segments(text, costs),
+        None => optimal_segments(text, costs).ok_or_else(|| {
+            // Only Micro QR lacks byte mode; name the first character it cannot carry.
+            let (position, ch) = text
+                .chars()
+                .enumerate()
+                .find(|&(_, c)| {
+                    ![Mode::Numeric, Mode::Alphanumeric, Mode::Byte, Mode::Kanji]
+                        .iter()
+                        .any(|&m| {
+                            costs.count_bits(m).is_some()
+                                && Segment::in_mode(&c.to_string(), m).is_ok()
+                        })
+                })
+                .unwrap_or((0, ' '));
+            EncodeError::InvalidCharacter {
+                ch,
+                position,
+                mode: Mode::Numeric,
+            }
+        })?,
     };
     let eci = match opts.eci {
         EciPolicy::Never => None,
@@ -414,4 +433,124 @@ pub(crate) fn add_ecc_and_interleave(data: &[u8], v: Version, ecc: EcLevel) -> V
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{bch_format, version_bits};
+
+    fn v(n: u8) -> Version {
+        Version::new(n).unwrap()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn standard_example_01234567_at_1_m() {
+        // ISO/IEC 18004, the worked example "01234567" in version 1-M: 0001 0000001000
+        // 0000001100 0101011001 1000011, terminator, padding, then the 10 RS codewords.
+        let segs = [Segment::numeric("01234567").unwrap()];
+        let data = data_codewords_for(&segs, v(1), EcLevel::M, &[]);
+        assert_eq!(
+            hex(&data),
+            "10 20 0C 56 61 80 EC 11 EC 11 EC 11 EC 11 EC 11"
+        );
+        let all = add_ecc_and_interleave(&data, v(1), EcLevel::M);
+        assert_eq!(hex(&all[16..]), "A5 24 D4 C1 ED 36 C7 87 2C 55");
+    }
+
+    #[test]
+    fn hello_world_at_1_m() {
+        // Alphanumeric "HELLO WORLD" in 1-M, a widely published walk-through.
+        let segs = [Segment::alphanumeric("HELLO WORLD").unwrap()];
+        let data = data_codewords_for(&segs, v(1), EcLevel::M, &[]);
+        assert_eq!(
+            hex(&data),
+            "20 5B 0B 78 D1 72 DC 4D 43 40 EC 11 EC 11 EC 11"
+        );
+        let all = add_ecc_and_interleave(&data, v(1), EcLevel::M);
+        assert_eq!(hex(&all[16..]), "C4 23 27 77 EB D7 E7 E2 5D 17");
+    }
+
+    #[test]
+    fn format_and_version_information_examples() {
+        // Annex C: level M (00), mask 101 -> 100000011001110 after masking.
+        assert_eq!(bch_format(0b00101) ^ 0x5412, 0b100000011001110);
+        // Annex D: version 7 -> 000111 110010010100.
+        assert_eq!(version_bits(7), 0b000111_110010010100);
+    }
+
+    #[test]
+    fn interleaving_follows_block_order() {
+        // 5-Q: two blocks of 15 and two of 16 data codewords. Data 0..62 must come out as
+        // columns across the four blocks, the 16th column from the long blocks only.
+        let data: Vec<u8> = (0..62).collect();
+        let all = add_ecc_and_interleave(&data, v(5), EcLevel::Q);
+        assert_eq!(&all[..8], &[0, 15, 30, 46, 1, 16, 31, 47]);
+        assert_eq!(&all[60..62], &[45, 61]);
+    }
+
+    #[test]
+    fn capacity_errors_name_the_limit() {
+        let err = QrCode::encode_bytes(&[0u8; 3000], EcLevel::H).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "data too long: needs 24020 bits but the largest allowed symbol (40-H) holds 10208 data bits"
+        );
+        let err = QrCode::encode_text_with(
+            "12a4",
+            &Options {
+                mode: Some(Mode::Numeric),
+                ..Options::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            EncodeError::InvalidCharacter {
+                ch: 'a',
+                position: 2,
+                mode: Mode::Numeric
+            }
+        );
+    }
+
+    #[test]
+    fn version_range_and_boost() {
+        let min5 = Options {
+            symbol: SymbolKind::Qr {
+                min: v(5),
+                max: v(40),
+            },
+            ..Options::default()
+        };
+        assert_eq!(QrCode::encode_text_with("A", &min5).unwrap().width(), 37);
+        let boost = Options {
+            ecc: EcLevel::L,
+            boost_ecc: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            QrCode::encode_text_with("A", &boost).unwrap().ec_level(),
+            EcLevel::H
+        );
+        let tight = Options {
+            symbol: SymbolKind::Qr {
+                min: v(1),
+                max: v(1),
+            },
+            ..Options::default()
+        };
+        assert!(matches!(
+            QrCode::encode_text_with(&"x".repeat(20), &tight),
+            Err(EncodeError::DataTooLong { .. })
+        ));
+    }
 }

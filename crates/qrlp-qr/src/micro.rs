@@ -103,8 +103,17 @@ pub(crate) fn encode_text(
     max: MicroVersion,
 ) -> Result<QrCode, EncodeError> {
     let mut last = None;
+    let mut last_err: Option<EncodeError> = None;
     for v in MicroVersion::all().filter(|&v| v >= min && v <= max) {
-        let segs = crate::encode::text_segments(text, opts, &costs(v), false)?;
+        let segs = match crate::encode::text_segments(text, opts, &costs(v), false) {
+            Ok(segs) => segs,
+            // A smaller version may lack a mode that a larger one has.
+            Err(e) if v < max => {
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return Err(last_err.filter(|_| opts.mode.is_none()).unwrap_or(e)),
+        };
         check_segments(&segs)?;
         if let (Some(cap), Some(bits)) = (capacity(v, opts.ecc), costs(v).total_bits(&segs)) {
             if bits <= cap.data_bits {

@@ -338,10 +338,11 @@ fn state_mode(s: usize) -> Mode {
 
 /// Splits `text` into the segments that need the fewest bits in total under `costs`,
 /// counting every bit exactly: numeric groups of three, alphanumeric pairs, and a header for
-/// each mode switch. Byte mode carries UTF-8.
-pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Vec<Segment> {
+/// each mode switch. Byte mode carries UTF-8. `None` when a character fits none of the modes
+/// the symbol offers (only possible in Micro QR).
+pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Option<Vec<Segment>> {
     if text.is_empty() {
-        return Vec::new();
+        return Some(Vec::new());
     }
     const INF: usize = usize::MAX / 4;
     let header = |m: Mode| costs.count_bits(m).map(|cc| costs.mode_bits + cc);
@@ -422,8 +423,7 @@ pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Vec<Segment> 
     // Walk back from the cheapest final state, recording each character's mode.
     let mut state = (0..STATES).min_by_key(|&s| prev[s]).unwrap_or(S_BYTE);
     if prev[state] >= INF {
-        // No mode can carry some character (only possible when byte mode is missing).
-        return Vec::new();
+        return None;
     }
     let mut modes = vec![Mode::Byte; chars.len()];
     let mut breaks = vec![false; chars.len()];
@@ -458,7 +458,7 @@ pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Vec<Segment> 
             byte_start = byte_end;
         }
     }
-    split_oversized(segs, costs)
+    Some(split_oversized(segs, costs))
 }
 
 /// Splits segments whose character count does not fit their count indicator.
@@ -542,7 +542,7 @@ mod tests {
                 })
                 .collect();
             let costs = qr_costs(case % 3);
-            let segs = optimal_segments(&text, &costs);
+            let segs = optimal_segments(&text, &costs).unwrap();
             let got = costs.total_bits(&segs).unwrap();
             assert_eq!(got, brute_force_best(&text, &costs), "text {text:?}");
             let joined: Vec<u8> = segs.iter().flat_map(|s| s.message_bytes()).collect();
@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn digits_use_numeric_mode() {
-        let segs = optimal_segments("01234567", &qr_costs(0));
+        let segs = optimal_segments("01234567", &qr_costs(0)).unwrap();
         assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].mode(), Mode::Numeric);
     }
