@@ -30,3 +30,5 @@ impl Rng {
         &items[self.below(items.len())]
     }
 }
+
+pub mod fuzz;

@@ -1,0 +1,256 @@
+//! Adler-32 (RFC 1950) with the algebra to append data without reading it again.
+//!
+//! For data `D` of length `n`, Adler-32 keeps `a = 1 + Σ D[i]` and
+//! `b = Σ_{j<n} (1 + Σ_{i≤j} D[i]) = n + Σ (n - i)·D[i]`, both mod 65521.
+//!
+//! Appending `D2` (length `n2`, sums `a2`, `b2`) to `D1` (sums `a1`, `b1`):
+//! * `a = 1 + S1 + S2 = a1 + a2 - 1`;
+//! * every one of the `n2` steps of `b` adds the running `a`, which now starts from `a1`
+//!   instead of 1, so `b = b1 + b2 + n2·(a1 - 1)`.
+//!
+//! Appending `k` copies of a block `B` (length `n`, sums `a2 = 1 + S`, `b2`): by induction on
+//! the rule above, the `k` copies alone have `A = 1 + k·S` and
+//! `B = k·b2 + n·S·k(k-1)/2`; then combine as above with length `k·n`.
+
+/// The Adler-32 modulus, the largest prime below 2^16.
+const MOD: u64 = 65521;
+/// Bytes summed between reductions. With u64 sums, 2^20 bytes keep `b` below 2^50 (zlib's
+/// 5552 is the bound for u32 sums).
+const CHUNK: usize = 1 << 20;
+
+/// A running Adler-32: the pair `(a, b)`, each reduced mod 65521.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Adler32 {
+    a: u32,
+    b: u32,
+}
+
+impl Adler32 {
+    /// The checksum of no data.
+    pub(crate) const fn new() -> Adler32 {
+        Adler32 { a: 1, b: 0 }
+    }
+
+    /// From a packed value `b << 16 | a`.
+    #[cfg(test)]
+    pub(crate) const fn from_value(v: u32) -> Adler32 {
+        Adler32 {
+            a: v & 0xffff,
+            b: v >> 16,
+        }
+    }
+
+    /// The packed value `b << 16 | a`, as zlib stores it (big-endian).
+    pub(crate) const fn value(self) -> u32 {
+        (self.b << 16) | self.a
+    }
+
+    /// The checksum of `data` alone.
+    pub(crate) fn of(data: &[u8]) -> Adler32 {
+        let mut s = Adler32::new();
+        s.update(data);
+        s
+    }
+
+    /// Feeds `data`.
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        let mut a = u64::from(self.a);
+        let mut b = u64::from(self.b);
+        for chunk in data.chunks(CHUNK) {
+            // a < 2^16 + 2^20·255 < 2^29; b < 2^16 + 2^20·2^29 < 2^50: no overflow.
+            for &byte in chunk {
+                a += u64::from(byte);
+                b += a;
+            }
+            a %= MOD;
+            b %= MOD;
+        }
+        self.a = a as u32;
+        self.b = b as u32;
+    }
+
+    /// Appends data whose own checksum is `tail` and whose length is `tail_len`.
+    pub(crate) fn combine(self, tail: Adler32, tail_len: u64) -> Adler32 {
+        let (a1, b1) = (u64::from(self.a), u64::from(self.b));
+        let (a2, b2) = (u64::from(tail.a), u64::from(tail.b));
+        let n = tail_len % MOD;
+        let a = (a1 + a2 + MOD - 1) % MOD;
+        let b = (b1 + b2 + n * ((a1 + MOD - 1) % MOD)) % MOD;
+        Adler32 {
+            a: a as u32,
+            b: b as u32,
+        }
+    }
+
+    /// Appends `copies` copies of a block whose own checksum is `block` and whose length is
+    /// `block_len`, in constant time.
+    pub(crate) fn repeat(self, block: Adler32, block_len: u64, copies: u64) -> Adler32 {
+        if copies == 0 {
+            return self;
+        }
+        let k = copies % MOD;
+        let s = (u64::from(block.a) + MOD - 1) % MOD;
+        let n = block_len % MOD;
+        // k(k-1)/2 mod MOD without overflow: halve whichever factor is even first.
+        let (even, odd) = if copies & 1 == 0 {
+            (copies, copies - 1)
+        } else {
+            (copies - 1, copies)
+        };
+        let pairs = (even / 2 % MOD) * (odd % MOD) % MOD;
+        let a = (1 + k * s) % MOD;
+        let b = (k * u64::from(block.b) % MOD + n * s % MOD * pairs) % MOD;
+        self.combine(
+            Adler32 {
+                a: a as u32,
+                b: b as u32,
+            },
+            // Only the length mod MOD matters.
+            n * k,
+        )
+    }
+}
+
+/// zlib-style combine on packed values: the Adler-32 of `D1 ++ D2` from those of `D1` and
+/// `D2` and the length of `D2`.
+#[cfg(test)]
+pub(crate) fn adler32_combine(adler1: u32, adler2: u32, len2: u64) -> u32 {
+    Adler32::from_value(adler1)
+        .combine(Adler32::from_value(adler2), len2)
+        .value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::test_rng::Rng;
+
+    /// The textbook definition, one byte at a time with a modulo on every step.
+    fn reference(data: &[u8]) -> u32 {
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in data {
+            a = (a + u32::from(x)) % 65521;
+            b = (b + a) % 65521;
+        }
+        (b << 16) | a
+    }
+
+    fn random_bytes(rng: &mut Rng, len: usize, flavour: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| match flavour {
+                0 => 0xff,
+                1 => rng.next() as u8,
+                _ => [0u8, 0xff][(rng.next() & 1) as usize],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn known_values() {
+        assert_eq!(Adler32::new().value(), 1);
+        assert_eq!(Adler32::of(b"Wikipedia").value(), 0x11E6_0398);
+        assert_eq!(reference(b"Wikipedia"), 0x11E6_0398);
+    }
+
+    #[test]
+    fn update_matches_reference_including_long_input() {
+        let mut rng = Rng::new(7);
+        for len in [
+            0,
+            1,
+            2,
+            100,
+            5551,
+            5552,
+            5553,
+            65521,
+            200_000,
+            (1 << 20) + 3,
+        ] {
+            for flavour in 0..3 {
+                let d = random_bytes(&mut rng, len, flavour);
+                assert_eq!(Adler32::of(&d).value(), reference(&d), "len {len}");
+                // Split feeding gives the same result.
+                let mut s = Adler32::new();
+                let (x, y) = d.split_at(len / 3);
+                s.update(x);
+                s.update(y);
+                assert_eq!(s.value(), reference(&d));
+            }
+        }
+    }
+
+    #[test]
+    fn combine_matches_reference_on_random_data() {
+        let mut rng = Rng::new(42);
+        for _ in 0..500 {
+            let l1 = rng.below(3000) as usize;
+            let l2 = rng.below(3000) as usize;
+            let flavour = rng.below(3);
+            let d1 = random_bytes(&mut rng, l1, flavour);
+            let d2 = random_bytes(&mut rng, l2, flavour);
+            let whole: Vec<u8> = d1.iter().chain(&d2).copied().collect();
+            assert_eq!(
+                adler32_combine(reference(&d1), reference(&d2), l2 as u64),
+                reference(&whole)
+            );
+        }
+        // Lengths past the modulus, and a first part whose `a` is 0 or 1.
+        let d2 = vec![0xffu8; 70_000];
+        for d1 in [vec![], vec![0u8; 3], vec![0xf0u8, 1]] {
+            let whole: Vec<u8> = d1.iter().chain(&d2).copied().collect();
+            assert_eq!(
+                adler32_combine(reference(&d1), reference(&d2), d2.len() as u64),
+                reference(&whole)
+            );
+        }
+        // a1 == 0 happens when the bytes sum to 65520 = 0xff·256 + 240.
+        let mut d1 = vec![0xffu8; 256];
+        d1.push(240);
+        assert_eq!(reference(&d1) & 0xffff, 0);
+        let d2 = b"tail bytes";
+        let whole: Vec<u8> = d1.iter().chain(d2).copied().collect();
+        assert_eq!(
+            adler32_combine(reference(&d1), reference(d2), d2.len() as u64),
+            reference(&whole)
+        );
+    }
+
+    #[test]
+    fn repeat_matches_reference_on_random_data() {
+        let mut rng = Rng::new(99);
+        for case in 0..300 {
+            let prefix_len = rng.below(500) as usize;
+            let block_len = 1 + rng.below(600) as usize;
+            let copies = if case % 10 == 0 {
+                rng.below(400) + 100
+            } else {
+                rng.below(12)
+            };
+            let flavour = rng.below(3);
+            let prefix = random_bytes(&mut rng, prefix_len, flavour);
+            let block = random_bytes(&mut rng, block_len, flavour);
+            let mut whole = prefix.clone();
+            for _ in 0..copies {
+                whole.extend_from_slice(&block);
+            }
+            let got = Adler32::of(&prefix).repeat(Adler32::of(&block), block_len as u64, copies);
+            assert_eq!(got.value(), reference(&whole), "case {case}");
+        }
+    }
+
+    #[test]
+    fn repeat_of_many_copies_matches_folding_one_at_a_time() {
+        // Past the modulus in count and in total length, where k(k-1)/2 must be exact.
+        let block = [0x00u8, 0xff, 0x0f, 0xf0, 0xaa];
+        let b = Adler32::of(&block);
+        let mut folded = Adler32::of(b"start");
+        for copies in 1..=140_000u64 {
+            folded = folded.combine(b, block.len() as u64);
+            if copies % 13_331 == 0 || copies == 140_000 || copies == 65_521 {
+                let direct = Adler32::of(b"start").repeat(b, block.len() as u64, copies);
+                assert_eq!(direct, folded, "copies {copies}");
+            }
+        }
+    }
+}

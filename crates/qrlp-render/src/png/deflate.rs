@@ -1,0 +1,353 @@
+//! A minimal DEFLATE (RFC 1951) writer: one fixed-Huffman block (BTYPE = 01), literals and
+//! matches only, no searching. The caller knows where the repeats are.
+
+/// Reverses the low `len` bits of `code`: Huffman codes go into the stream most significant
+/// bit first, while the bit writer fills bytes from the least significant bit.
+const fn reverse(code: u32, len: u32) -> u32 {
+    let mut r = 0;
+    let mut i = 0;
+    while i < len {
+        r = (r << 1) | ((code >> i) & 1);
+        i += 1;
+    }
+    r
+}
+
+/// Fixed-Huffman code of a literal/length symbol 0..=287, as (bit-reversed code, length).
+const fn fixed_code(sym: u32) -> (u32, u32) {
+    let (code, len) = match sym {
+        0..=143 => (0x30 + sym, 8),
+        144..=255 => (0x190 + sym - 144, 9),
+        256..=279 => (sym - 256, 7),
+        _ => (0xC0 + sym - 280, 8),
+    };
+    (reverse(code, len), len)
+}
+
+/// Packs bits and their count: bits in the low 24, count in the high 8.
+const fn pack(bits: u32, len: u32) -> u32 {
+    (len << 24) | bits
+}
+
+/// Literal byte → packed code.
+static LITERALS: [u32; 256] = {
+    let mut t = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (c, l) = fixed_code(i as u32);
+        t[i] = pack(c, l);
+        i += 1;
+    }
+    t
+};
+
+const LEN_BASE: [u32; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258,
+];
+const LEN_EXTRA: [u32; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+const DIST_BASE: [u32; 30] = [
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+    2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+];
+const DIST_EXTRA: [u32; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+
+/// Match length 3..=258 → packed length symbol code followed by its extra bits.
+static LENGTHS: [u32; 259] = {
+    let mut t = [0; 259];
+    let mut sym = 0;
+    while sym < 29 {
+        let mut extra = 0;
+        while extra < (1 << LEN_EXTRA[sym]) {
+            let len = LEN_BASE[sym] + extra;
+            // Length 258 has its own symbol; 227 + 31 would alias it.
+            if len <= 258 && !(len == 258 && sym != 28) {
+                let (c, l) = fixed_code(257 + sym as u32);
+                t[len as usize] = pack(c | (extra << l), l + LEN_EXTRA[sym]);
+            }
+            extra += 1;
+        }
+        sym += 1;
+    }
+    t
+};
+
+/// [`LITERALS`] plus an empty code (no bits) at index 256.
+static LITERALS_OR_EMPTY: [u32; 257] = {
+    let mut t = [0; 257];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = LITERALS[i];
+        i += 1;
+    }
+    t
+};
+
+/// A run of equal bytes in a scanline: `len` bytes from offset `start`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ByteRun {
+    /// Offset of the first byte.
+    pub(crate) start: u32,
+    /// Number of bytes, at least [`ByteRun::MIN`].
+    pub(crate) len: u32,
+}
+
+impl ByteRun {
+    /// The shortest run worth a copy: a literal then a copy of the minimum length 3.
+    pub(crate) const MIN: u32 = 4;
+}
+
+/// The longest match DEFLATE allows.
+pub(crate) const MAX_MATCH: usize = 258;
+/// The shortest match DEFLATE allows.
+pub(crate) const MIN_MATCH: usize = 3;
+/// The farthest back a match may reach.
+pub(crate) const MAX_DISTANCE: usize = 32768;
+
+/// A distance's code and extra bits, packed; computed once per image.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Distance(u32);
+
+impl Distance {
+    /// `dist` must be in 1..=32768.
+    pub(crate) fn new(dist: usize) -> Distance {
+        debug_assert!((1..=MAX_DISTANCE).contains(&dist));
+        let dist = dist as u32;
+        let mut code = 0;
+        while code + 1 < DIST_BASE.len() && DIST_BASE[code + 1] <= dist {
+            code += 1;
+        }
+        // Distance codes are all 5 bits long in the fixed code.
+        let c = reverse(code as u32, 5);
+        Distance(pack(
+            c | ((dist - DIST_BASE[code]) << 5),
+            5 + DIST_EXTRA[code],
+        ))
+    }
+}
+
+/// Writes bits least significant first into a byte vector.
+///
+/// Branch-free in the common case: the vector is grown once to an upper bound of the output
+/// (plus 8 bytes of slack), every `put` stores the whole 64-bit accumulator at the current
+/// byte and then advances past the completed bytes, and `finish` cuts the vector back.
+pub(crate) struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Next byte to complete.
+    pos: usize,
+    /// Bits not yet complete, fewer than 8 between calls.
+    acc: u64,
+    nbits: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    /// Starts writing at the end of `out`, expecting at most `capacity` bytes (more is
+    /// allowed, just slower).
+    pub(crate) fn new(out: &'a mut Vec<u8>, capacity: usize) -> Self {
+        let pos = out.len();
+        out.resize(pos.saturating_add(capacity).saturating_add(8), 0);
+        BitWriter {
+            out,
+            pos,
+            acc: 0,
+            nbits: 0,
+        }
+    }
+
+    /// Appends the low `len` bits of `bits` (`len ≤ 32`, higher bits zero).
+    #[inline(always)]
+    fn put(&mut self, bits: u32, len: u32) {
+        // nbits < 8 before, so at most 39 bits are pending here.
+        self.acc |= u64::from(bits) << self.nbits;
+        self.nbits += len;
+        if self.pos + 8 > self.out.len() {
+            self.grow();
+        }
+        self.out[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_le_bytes());
+        let bytes = self.nbits / 8;
+        self.pos += bytes as usize;
+        self.acc >>= bytes * 8;
+        self.nbits -= bytes * 8;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let len = self.out.len();
+        self.out.resize(len + len / 2 + 64, 0);
+    }
+
+    #[inline(always)]
+    fn put_packed(&mut self, packed: u32) {
+        self.put(packed & 0x00ff_ffff, packed >> 24);
+    }
+
+    /// Starts the one and final fixed-Huffman block.
+    pub(crate) fn begin_fixed_block(&mut self) {
+        // BFINAL = 1, BTYPE = 01 (LSB first).
+        self.put(0b011, 3);
+    }
+
+    /// Ends the block with the end-of-block symbol and pads to a byte boundary.
+    pub(crate) fn finish(mut self) {
+        let (c, l) = fixed_code(256);
+        self.put(c, l);
+        // The partial last byte is already stored by `put`.
+        let end = self.pos + usize::from(self.nbits > 0);
+        self.out.truncate(end);
+    }
+
+    /// One literal byte.
+    #[inline(always)]
+    pub(crate) fn literal(&mut self, byte: u8) {
+        self.put_packed(LITERALS[usize::from(byte)]);
+    }
+
+    /// One match; `len` in 3..=258.
+    #[inline(always)]
+    fn one_match(&mut self, len: usize, dist: Distance) {
+        let l = LENGTHS[len];
+        let lbits = l >> 24;
+        // At most 13 + 18 = 31 bits together.
+        self.put(
+            (l & 0x00ff_ffff) | ((dist.0 & 0x00ff_ffff) << lbits),
+            lbits + (dist.0 >> 24),
+        );
+    }
+
+    /// Copies `total ≥ 3` bytes from `dist` back, as matches of at most 258 bytes, none shorter
+    /// than 3.
+    #[inline]
+    pub(crate) fn copy(&mut self, mut total: usize, dist: Distance) {
+        debug_assert!(total >= MIN_MATCH);
+        while total > MAX_MATCH {
+            // Never leave a tail of 1 or 2 bytes.
+            let len = if total < MAX_MATCH + MIN_MATCH {
+                total - MIN_MATCH
+            } else {
+                MAX_MATCH
+            };
+            self.one_match(len, dist);
+            total -= len;
+        }
+        self.one_match(total, dist);
+    }
+
+    /// Writes `buf[..len]`, with each of the given runs of equal bytes (in order, not
+    /// overlapping) as a literal and a distance-1 copy, and everything else as literals.
+    /// Bytes of `buf` past `len` are never written out; when there are at least two, the
+    /// last literals of each stretch are read without branching.
+    #[inline]
+    pub(crate) fn literals_with_runs(&mut self, buf: &[u8], len: usize, runs: &[ByteRun]) {
+        let one = Distance(pack(0, 5));
+        let mut start = 0;
+        for run in runs {
+            let (s, n) = (run.start as usize, run.len as usize);
+            debug_assert!(n >= ByteRun::MIN as usize && s >= start && s + n <= len);
+            debug_assert!(buf[s..s + n].iter().all(|&b| b == buf[s]));
+            self.literals(buf, start, s + 1);
+            self.copy(n - 1, one);
+            start = s + n;
+        }
+        self.literals(buf, start, len);
+    }
+
+    /// Writes `buf[from..to]` as literals, three codes (at most 27 bits) per store.
+    #[inline]
+    fn literals(&mut self, buf: &[u8], from: usize, to: usize) {
+        let mut triples = buf[from..to].chunks_exact(3);
+        for t in &mut triples {
+            let a = LITERALS[usize::from(t[0])];
+            let b = LITERALS[usize::from(t[1])];
+            let c = LITERALS[usize::from(t[2])];
+            let (la, lb, lc) = (a >> 24, b >> 24, c >> 24);
+            let bits =
+                (a & 0x00ff_ffff) | ((b & 0x00ff_ffff) << la) | ((c & 0x00ff_ffff) << (la + lb));
+            self.put(bits, la + lb + lc);
+        }
+        // The last 0 to 2 codes in one store, without branching on how many: read two bytes
+        // regardless and select index 256, the empty code, for the missing ones.
+        let n = triples.remainder().len();
+        let at = to - n;
+        let (x0, x1) = match buf.get(at..at + 2) {
+            Some(two) => (usize::from(two[0]), usize::from(two[1])),
+            None => (
+                buf.get(at).map_or(0, |&x| usize::from(x)),
+                0, // n < 2 here
+            ),
+        };
+        let a = LITERALS_OR_EMPTY[if n >= 1 { x0 } else { 256 }];
+        let b = LITERALS_OR_EMPTY[if n == 2 { x1 } else { 256 }];
+        let la = a >> 24;
+        self.put(
+            (a & 0x00ff_ffff) | ((b & 0x00ff_ffff) << la),
+            la + (b >> 24),
+        );
+    }
+}
+
+/// Upper bound on the bytes [`BitWriter`] writes for `literal_bytes` bytes through
+/// [`BitWriter::literals_with_runs`] and `copied` bytes through [`BitWriter::copy`] in `copies`
+/// calls: 9 bits per literal at most (a run's copy is never longer than the literals it
+/// replaces), 31 bits per match.
+pub(crate) fn bound(literal_bytes: usize, copied: usize, copies: usize) -> usize {
+    let matches = copied / MAX_MATCH + 2 * copies;
+    (literal_bytes.saturating_mul(9) + matches.saturating_mul(31) + 3 + 7).div_ceil(8) + 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_codes_match_rfc_1951_examples() {
+        // 'A' = 65 → 0x30 + 65 = 0x71 (8 bits, MSB first).
+        assert_eq!(fixed_code(65), (reverse(0x71, 8), 8));
+        assert_eq!(fixed_code(144), (reverse(0x190, 9), 9));
+        assert_eq!(fixed_code(256), (0, 7));
+        assert_eq!(fixed_code(287), (reverse(0xC7, 8), 8));
+    }
+
+    #[test]
+    fn every_length_has_a_code() {
+        for (len, code) in LENGTHS.iter().enumerate().skip(3) {
+            assert_ne!(code >> 24, 0, "length {len}");
+        }
+        // 258 uses symbol 285, no extra bits.
+        assert_eq!(LENGTHS[258], pack(fixed_code(285).0, 8));
+        // 11 = symbol 265 (base 11, 1 extra bit 0); 12 = same symbol, extra 1.
+        assert_eq!(LENGTHS[12], pack(fixed_code(265).0 | (1 << 7), 8));
+    }
+
+    #[test]
+    fn writer_grows_past_a_wrong_bound() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut small = vec![9u8];
+        let mut w = BitWriter::new(&mut small, 0);
+        w.begin_fixed_block();
+        w.literals_with_runs(&data, data.len(), &[]);
+        w.finish();
+        let mut big = vec![9u8];
+        let mut w = BitWriter::new(&mut big, bound(data.len(), 0, 0));
+        w.begin_fixed_block();
+        w.literals_with_runs(&data, data.len(), &[]);
+        w.finish();
+        assert_eq!(small, big);
+        assert!(big.len() > 5000);
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(Distance::new(1).0, pack(0, 5));
+        let d = Distance::new(4097);
+        assert_eq!(d.0 >> 24, 5 + 11);
+        let d = Distance::new(32768);
+        assert_eq!(d.0 >> 24, 5 + 13);
+        assert_eq!(d.0 & 0xffffff, reverse(29, 5) | ((32768 - 24577) << 5));
+    }
+}

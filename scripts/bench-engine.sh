@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Criterion workloads A-D for qrlp, fast_qr and qrcode in one run, then a ratio table.
+# Usage: scripts/bench-engine.sh [extra criterion args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p qrlp-bench --bench engine -- "$@"
+python3 scripts/bench_table.py target/criterion
