@@ -1,0 +1,365 @@
+//! # qrlp-config: the one typed configuration of qrlp
+//!
+//! Every setting of the product lives in [`Config`], one serde struct per section, each with
+//! a [`Default`] that lets `qrlp serve` start with no configuration at all.
+//!
+//! Sources, later ones winning:
+//! 1. the defaults;
+//! 2. a config file, TOML, JSON or YAML by its extension ([`Config::load`]);
+//! 3. environment variables: `QRLP_<SECTION>_<KEY>` for every key (e.g. `QRLP_SERVER_PORT`),
+//!    and the names the qr-api seed documents (`PORT`, `REDIS_URL`, `QR_DEFAULT_*`), which
+//!    lose to the `QRLP_` name of the same key;
+//! 4. command-line flags, given to [`Config::load`] as [`Override`]s.
+//!
+//! Every value is checked as it is applied, then [`Config::validate`] checks the result;
+//! [`Config::load`] reports every problem of both kinds at once, each with its key and source.
+//! [`default_toml`] writes the full default file for `qrlp config-init`.
+//!
+//! ```
+//! use qrlp_config::{Config, Override};
+//! let env = |name: &str| (name == "PORT").then(|| "9000".to_string());
+//! let flags = [Override::new("server.host", "0.0.0.0", "--host")];
+//! let config = Config::load_with(None, env, &flags).unwrap();
+//! assert_eq!((config.server.host.as_str(), config.server.port), ("0.0.0.0", 9000));
+//! ```
+//!
+//! This crate does file and environment reads only; it never opens a socket.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod keys;
+mod load;
+mod template;
+mod validate;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use keys::{env_var_name, KeyDoc, KEYS};
+pub use load::{ConfigError, Override, Problem};
+pub use qrlp_qr::EcLevel;
+pub use qrlp_render::Color;
+pub use template::default_toml;
+
+/// Bounds of the QR image API that the seeds document, shared by the configuration (for its
+/// defaults) and the API (for requests).
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// `box_size`: pixels per module.
+    pub const BOX_SIZE: RangeInclusive<u32> = 5..=20;
+    /// `border`: quiet zone width in modules.
+    pub const BORDER: RangeInclusive<u32> = 1..=10;
+    /// `size`: exact image width in pixels.
+    pub const SIZE: RangeInclusive<u32> = 100..=2000;
+    /// `url`: longest accepted, in characters.
+    pub const URL_MAX_CHARS: usize = 2000;
+}
+
+/// The whole configuration of qrlp.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener and its limits.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Cross-origin requests from browsers.
+    pub cors: CorsConfig,
+    /// Redis, optional on one node.
+    pub redis: RedisConfig,
+    /// Defaults and caching of the QR image API.
+    pub qr: QrConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// `[server]`: where `qrlp serve` listens and how it treats requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind: an IP address or a host name.
+    pub host: String,
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub body_limit_bytes: u64,
+    /// After SIGINT or SIGTERM, how long requests in flight may take to finish.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            body_limit_bytes: 64 * 1024,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[log]`: structured logs on standard error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` (one object per line) or `pretty` (one readable line per event).
+    pub format: LogFormat,
+    /// Filter directives: a level (`info`) or `target=level` pairs separated by commas.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for machines.
+    Json,
+    /// One readable line per event, for people.
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err(format!("unknown log format {s:?}: choose json or pretty")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        })
+    }
+}
+
+/// `[cors]`: which browser origins may call the API. Off by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Whether CORS headers are sent at all.
+    pub enabled: bool,
+    /// Origins such as `https://app.example.com`, or `["*"]` for any.
+    pub allowed_origins: Vec<String>,
+    /// Methods a cross-origin request may use.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a cross-origin request may send.
+    pub allowed_headers: Vec<String>,
+    /// Response headers a browser script may read.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            enabled: false,
+            allowed_origins: Vec::new(),
+            allowed_methods: vec!["GET".into(), "POST".into()],
+            allowed_headers: vec!["content-type".into(), "x-request-id".into()],
+            expose_headers: vec!["x-request-id".into(), "etag".into()],
+            max_age_secs: 600,
+        }
+    }
+}
+
+/// `[redis]`: optional; when set, `/readyz` reports 503 while it cannot be reached.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`, `rediss://...` or `unix://...`; empty for none.
+    pub url: String,
+    /// Connect and command timeout of the readiness ping, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl RedisConfig {
+    /// Whether a Redis is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.url.is_empty()
+    }
+
+    /// The URL with any password replaced by `***`, safe to log.
+    pub fn redacted_url(&self) -> String {
+        redact_url_password(&self.url)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            timeout_ms: 1000,
+        }
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host...` with `***`.
+///
+/// ```
+/// assert_eq!(
+///     qrlp_config::redact_url_password("redis://:hunter2@cache:6379/0"),
+///     "redis://:***@cache:6379/0"
+/// );
+/// assert_eq!(qrlp_config::redact_url_password("redis://cache"), "redis://cache");
+/// ```
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = match userinfo.find(':') {
+        Some(colon) => &userinfo[..colon],
+        // A lone user name is how some URLs carry a password (redis://secret@host).
+        None => "",
+    };
+    format!("{}{}:***{}", &url[..scheme_end], user, &rest[at..])
+}
+
+/// `[qr]`: the QR image API. The defaults apply to requests that leave a field out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QrConfig {
+    /// Error correction level: L, M, Q or H.
+    #[serde(with = "as_string")]
+    pub default_error_correction: EcLevel,
+    /// Pixels per module, 5 to 20.
+    pub default_box_size: u32,
+    /// Quiet zone width in modules, 1 to 10.
+    pub default_border: u32,
+    /// Colour of dark modules, `#RGB`, `#RRGGBB` or `#RRGGBBAA`.
+    #[serde(with = "as_string")]
+    pub default_fill_color: Color,
+    /// Colour of light modules and the quiet zone.
+    #[serde(with = "as_string")]
+    pub default_back_color: Color,
+    /// Image format when a request names none: png or svg.
+    pub default_format: ImageFormat,
+    /// `Cache-Control: public, max-age=N` on images, in seconds.
+    pub cache_max_age_secs: u64,
+}
+
+impl Default for QrConfig {
+    fn default() -> Self {
+        QrConfig {
+            default_error_correction: EcLevel::M,
+            default_box_size: 10,
+            default_border: 1,
+            default_fill_color: Color::BLACK,
+            default_back_color: Color::WHITE,
+            default_format: ImageFormat::Png,
+            cache_max_age_secs: 86_400,
+        }
+    }
+}
+
+/// An image format the API can return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// `image/png`.
+    Png,
+    /// `image/svg+xml`.
+    Svg,
+}
+
+impl ImageFormat {
+    /// The lower-case name: `png` or `svg`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Svg => "svg",
+        }
+    }
+}
+
+impl FromStr for ImageFormat {
+    type Err = String;
+
+    /// `png` or `svg`, in either case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("png") {
+            Ok(ImageFormat::Png)
+        } else if s.eq_ignore_ascii_case("svg") {
+            Ok(ImageFormat::Svg)
+        } else {
+            Err(format!("unknown image format {s:?}: choose png or svg"))
+        }
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[metrics]`: the Prometheus text endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether `GET /metrics` is served.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
+/// Serde through `Display` and `FromStr`, for the core types that have no serde of their own.
+mod as_string {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}

@@ -1,0 +1,46 @@
+//! # qrlp-server: the HTTP application of qrlp
+//!
+//! One axum application that every API of the product lives in. This crate owns what all
+//! routes share:
+//! - the error envelope `{"code","message","error","request_id"}` ([`ApiError`]);
+//! - request ids (`X-Request-ID`), one log line per request, panics turned into 500s, and
+//!   JSON for 404, 405, 413 and 415 ([`middleware`]);
+//! - Prometheus metrics ([`metrics`]), the OpenAPI document generated from the handlers
+//!   ([`openapi`]), `/healthz` and `/readyz`;
+//! - configuration-driven CORS and body limit, and graceful shutdown ([`Server`]).
+//!
+//! Routes are grouped by the seed system they serve under [`routes`]; `POST /v1/qr` is
+//! [`routes::qr`]. A later API adds a module there and one line to [`app::api_routes`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = qrlp_config::Config::default();
+//! qrlp_server::init_logging(&config.log)?;
+//! let server = qrlp_server::Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(qrlp_server::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod logging;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod qr;
+pub mod readiness;
+pub mod request_id;
+pub mod routes;
+mod server;
+pub mod state;
+
+pub use app::{app, app_with};
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use logging::init_logging;
+pub use request_id::RequestId;
+pub use server::{shutdown_signal, ServeError, Server};
+pub use state::AppState;

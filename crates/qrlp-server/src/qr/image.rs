@@ -1,0 +1,268 @@
+//! QR images over HTTP: rendering, the strong `ETag`, `If-None-Match` and the caching
+//! headers. Shared by every route that returns a QR image.
+
+use std::fmt::Write;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use qrlp_config::{Color, EcLevel, ImageFormat};
+use qrlp_qr::{EncodeError, QrCode};
+use qrlp_render::{RenderError, RenderOptions, SvgOptions};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// How big the image is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scale {
+    /// Pixels per module; the image is `(modules + 2 × border) × n` pixels wide.
+    BoxSize(u32),
+    /// The exact image width in pixels; modules get `size / (modules + 2 × border)` pixels
+    /// and the rest widens the quiet zone.
+    Size(u32),
+}
+
+/// Everything about an image except its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageSpec {
+    /// PNG or SVG.
+    pub format: ImageFormat,
+    /// Error correction level.
+    pub ecc: EcLevel,
+    /// Size of the image.
+    pub scale: Scale,
+    /// Quiet zone in modules.
+    pub border: u32,
+    /// Dark modules.
+    pub fill: Color,
+    /// Light modules and quiet zone.
+    pub back: Color,
+}
+
+impl ImageSpec {
+    /// The strong entity tag of `payload` drawn with this spec: the first 128 bits of the
+    /// SHA-256 of a canonical text of every input to the image, and of this crate's version
+    /// so that a new renderer does not reuse old tags.
+    ///
+    /// ```
+    /// use qrlp_server::qr::image::{ImageSpec, Scale};
+    /// use qrlp_config::{Color, EcLevel, ImageFormat};
+    /// let spec = ImageSpec {
+    ///     format: ImageFormat::Png, ecc: EcLevel::M, scale: Scale::BoxSize(10), border: 1,
+    ///     fill: Color::BLACK, back: Color::WHITE,
+    /// };
+    /// let tag = spec.etag("https://example.com");
+    /// assert_eq!(tag.len(), 34);
+    /// assert!(tag.starts_with('"') && tag.ends_with('"'));
+    /// assert_ne!(tag, spec.etag("https://example.org"));
+    /// ```
+    pub fn etag(&self, payload: &str) -> String {
+        let scale = match self.scale {
+            Scale::BoxSize(n) => format!("box:{n}"),
+            Scale::Size(n) => format!("size:{n}"),
+        };
+        let mut hasher = Sha256::new();
+        // Fields are joined by NUL, which none of them can contain except the payload,
+        // and the payload comes last.
+        for part in [
+            "qrlp-image-v1",
+            env!("CARGO_PKG_VERSION"),
+            self.format.as_str(),
+            &self.ecc.to_string(),
+            &scale,
+            &self.border.to_string(),
+            &rgba_hex(self.fill),
+            &rgba_hex(self.back),
+            payload,
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        let mut tag = String::with_capacity(34);
+        tag.push('"');
+        for b in &digest[..16] {
+            let _ = write!(tag, "{b:02x}");
+        }
+        tag.push('"');
+        tag
+    }
+
+    /// Encodes `payload` and draws it.
+    ///
+    /// # Errors
+    /// 400 when the payload does not fit a QR code at this level, or when a PNG `size` is
+    /// too small to give every module a pixel; 500 for any other renderer failure.
+    pub fn render(&self, payload: &str) -> Result<Vec<u8>, ApiError> {
+        let code = QrCode::encode_text(payload, self.ecc).map_err(|e| match e {
+            EncodeError::DataTooLong { .. } => ApiError::invalid_input(format!(
+                "Too much data for a QR code at error correction {}; use a lower level or shorter input",
+                self.ecc
+            )),
+            other => ApiError::internal(other),
+        })?;
+        let (module_size, size) = match self.scale {
+            Scale::BoxSize(n) => (n, None),
+            Scale::Size(n) => (1, Some(n)),
+        };
+        match self.format {
+            ImageFormat::Png => {
+                let opts = RenderOptions {
+                    module_size,
+                    border: self.border,
+                    size,
+                    fg: self.fill,
+                    bg: self.back,
+                    dpi: None,
+                };
+                qrlp_render::render_png(&code, &opts).map_err(|e| match e {
+                    RenderError::SizeTooSmall { size, minimum } => ApiError::invalid_input(format!(
+                        "size {size} is too small for this QR code: it needs at least {minimum} pixels"
+                    )),
+                    other => ApiError::internal(other),
+                })
+            }
+            ImageFormat::Svg => {
+                // Vector output: any size draws every module, so no minimum applies.
+                let opts = SvgOptions {
+                    border: self.border,
+                    module_size,
+                    size,
+                    fg: self.fill,
+                    bg: self.back,
+                    ..SvgOptions::default()
+                };
+                Ok(qrlp_render::render_svg(&code, &opts).into_bytes())
+            }
+        }
+    }
+}
+
+/// `#rrggbbaa`, so that `#000` and `#000000ff` hash alike.
+fn rgba_hex(c: Color) -> String {
+    format!("#{:02x}{:02x}{:02x}{:02x}", c.r, c.g, c.b, c.a)
+}
+
+/// Whether `If-None-Match` in `headers` matches `etag` (weak comparison, as RFC 9110 asks
+/// for this header; `*` matches any).
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        })
+}
+
+/// The response for an image request: 304 when `If-None-Match` matches, otherwise the
+/// image from `render`. Both carry `ETag` and `Cache-Control`.
+///
+/// # Errors
+/// Whatever `render` returns.
+pub fn image_response(
+    request_headers: &HeaderMap,
+    format: ImageFormat,
+    etag: &str,
+    max_age_secs: u64,
+    render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
+    let etag_value = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
+    let cache_control = HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))
+        .map_err(ApiError::internal)?;
+    if if_none_match(request_headers, etag) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, etag_value);
+        r.headers_mut().insert(header::CACHE_CONTROL, cache_control);
+        return Ok(r);
+    }
+    let body = render()?;
+    let (content_type, disposition) = match format {
+        ImageFormat::Png => ("image/png", "inline; filename=\"qr.png\""),
+        ImageFormat::Svg => ("image/svg+xml", "inline; filename=\"qr.svg\""),
+    };
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static(disposition),
+    );
+    h.insert(header::ETAG, etag_value);
+    h.insert(header::CACHE_CONTROL, cache_control);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ImageSpec {
+        ImageSpec {
+            format: ImageFormat::Png,
+            ecc: EcLevel::M,
+            scale: Scale::BoxSize(10),
+            border: 1,
+            fill: Color::BLACK,
+            back: Color::WHITE,
+        }
+    }
+
+    #[test]
+    fn etag_depends_on_every_input() {
+        let base = spec().etag("x");
+        let variants = [
+            ImageSpec {
+                format: ImageFormat::Svg,
+                ..spec()
+            },
+            ImageSpec {
+                ecc: EcLevel::H,
+                ..spec()
+            },
+            ImageSpec {
+                scale: Scale::BoxSize(11),
+                ..spec()
+            },
+            ImageSpec {
+                scale: Scale::Size(10),
+                ..spec()
+            },
+            ImageSpec {
+                border: 2,
+                ..spec()
+            },
+            ImageSpec {
+                fill: Color::rgb(1, 0, 0),
+                ..spec()
+            },
+            ImageSpec {
+                back: Color::rgba(255, 255, 255, 0),
+                ..spec()
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.etag("x"), base, "{v:?}");
+        }
+        assert_eq!(spec().etag("x"), base);
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let tag = "\"abc\"";
+        let check = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            if_none_match(&h, tag)
+        };
+        assert!(check("\"abc\""));
+        assert!(check("W/\"abc\""));
+        assert!(check("\"x\", \"abc\""));
+        assert!(check("*"));
+        assert!(!check("\"abcd\""));
+        assert!(!check("abc"));
+        assert!(!if_none_match(&HeaderMap::new(), tag));
+    }
+}

@@ -1,0 +1,155 @@
+//! Binding, serving and graceful shutdown.
+
+use std::future::{Future, IntoFuture};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use axum::Router;
+use qrlp_config::Config;
+use tokio::net::TcpListener;
+
+use crate::app::app_with;
+use crate::state::AppState;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `redis.url` was refused by the Redis client.
+    #[error("invalid redis.url: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` as configured.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    app: Router,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Binds `server.host:server.port` and builds the application. `config` should have
+    /// passed [`Config::validate`].
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the Redis URL cannot be used.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        Server::bind_with(config, Router::new()).await
+    }
+
+    /// [`Server::bind`] with extra routes merged into the application (see
+    /// [`crate::app_with`]).
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    pub async fn bind_with(config: Config, extra: Router<AppState>) -> Result<Server, ServeError> {
+        let host = &config.server.host;
+        let addr = if host.parse::<Ipv6Addr>().is_ok() {
+            format!("[{host}]:{}", config.server.port)
+        } else {
+            format!("{host}:{}", config.server.port)
+        };
+        let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
+        let state = AppState::new(config)?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            local_addr,
+            app: app_with(state, extra),
+            shutdown_timeout,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting connections and waits for the
+    /// requests in flight, at most `server.shutdown_timeout_secs`.
+    ///
+    /// # Errors
+    /// When accepting connections fails fatally.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server {
+            listener,
+            local_addr,
+            app,
+            shutdown_timeout,
+        } = self;
+        tracing::info!(addr = %local_addr, "listening");
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            let _ = signalled_tx.send(());
+        };
+        let listener = listener.tap_io(|tcp| {
+            // Small responses go out at once rather than waiting for Nagle's algorithm.
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let deadline = async move {
+            match signalled_rx.await {
+                Ok(()) => tokio::time::sleep(shutdown_timeout).await,
+                // The server stopped on its own; nothing to time.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = serve => result?,
+            () = deadline => {
+                tracing::warn!(
+                    timeout_secs = shutdown_timeout.as_secs(),
+                    "requests still in flight after the shutdown timeout; stopping anyway"
+                );
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

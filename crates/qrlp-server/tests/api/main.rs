@@ -1,0 +1,9 @@
+//! Integration tests: a real server on an ephemeral 127.0.0.1 port, driven over TCP.
+//!
+//! One test binary (modules below) so that the workspace links it once.
+
+mod common;
+mod envelope;
+mod lifecycle;
+mod openapi;
+mod qr;

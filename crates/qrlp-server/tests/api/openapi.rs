@@ -1,0 +1,90 @@
+//! The OpenAPI document: a snapshot test against `tests/snapshots/openapi.json`
+//! (`UPDATE_SNAPSHOTS=1` rewrites it), the served copy, and coverage of every route.
+
+use std::path::PathBuf;
+
+use qrlp_config::Config;
+
+use crate::common::TestApp;
+
+fn snapshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json")
+}
+
+#[test]
+fn openapi_matches_the_snapshot() {
+    let doc = qrlp_server::app::openapi(&Config::default())
+        .to_pretty_json()
+        .unwrap()
+        + "\n";
+    let path = snapshot_path();
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        doc == expected,
+        "the OpenAPI document changed; if on purpose, run \
+         `UPDATE_SNAPSHOTS=1 cargo test -p qrlp-server --test api openapi` and review the diff of {}",
+        path.display()
+    );
+}
+
+#[tokio::test]
+async fn served_document_covers_every_route() {
+    let app = TestApp::start().await;
+    let r = app.get("/openapi.json").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let doc: serde_json::Value = r.json().await.unwrap();
+    let expected: serde_json::Value = serde_json::from_str(
+        &qrlp_server::app::openapi(&Config::default())
+            .to_json()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, expected);
+
+    let paths = doc["paths"].as_object().unwrap();
+    let mut listed: Vec<String> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "GET /healthz",
+            "GET /metrics",
+            "GET /openapi.json",
+            "GET /readyz",
+            "GET /v1/qr",
+            "POST /v1/qr",
+        ]
+    );
+    // Every listed operation is served (not 404/405) and documents its responses.
+    for op in &listed {
+        let (method, path) = op.split_once(' ').unwrap();
+        let r = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert!(![404, 405].contains(&r.status().as_u16()), "{op}");
+        let responses = &paths[path][method.to_lowercase()]["responses"];
+        assert!(responses.get("200").is_some(), "{op}");
+    }
+    let post = &paths["/v1/qr"]["post"]["responses"];
+    for status in ["200", "304", "400", "413", "415", "500"] {
+        assert!(post.get(status).is_some(), "POST /v1/qr lacks {status}");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["schemas"]["QrRequest"].is_object());
+}
