@@ -31,4 +31,5 @@ impl Rng {
     }
 }
 
+pub mod decode;
 pub mod fuzz;

@@ -1,0 +1,57 @@
+//! The `qrlp` command. Thin: it parses arguments and calls the library crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod batch;
+mod config_init;
+mod encode;
+mod serve;
+mod symbol_args;
+
+/// qrlp: QR codes people can trust.
+#[derive(Parser, Debug)]
+#[command(name = "qrlp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Encode text into a QR code: PNG, SVG or the terminal.
+    Encode(encode::EncodeArgs),
+    /// Encode many payloads from a file into a directory, in parallel.
+    Batch(batch::BatchArgs),
+    /// Run the HTTP service: the QR API, health, readiness, metrics, OpenAPI.
+    Serve(serve::ServeArgs),
+    /// Write the full default configuration file.
+    ConfigInit(config_init::ConfigInitArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Encode(args) => encode::run(args),
+        Command::Batch(args) => batch::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::ConfigInit(args) => config_init::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

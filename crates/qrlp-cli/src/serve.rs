@@ -1,0 +1,63 @@
+//! `qrlp serve`: the HTTP service (see the `qrlp-server` crate).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use qrlp_config::{Config, Override};
+
+/// Exit code for a configuration that does not load or validate.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file: TOML, JSON or YAML (by extension). Environment variables and
+    /// flags override it.
+    #[arg(long, short = 'c', env = "QRLP_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on, 0 for any free one [default: 8000, or $PORT]
+    #[arg(long)]
+    port: Option<u16>,
+    /// Log format [default: pretty]
+    #[arg(long, value_parser = ["json", "pretty"])]
+    log_format: Option<String>,
+    /// Log filter, e.g. `info` or `info,qrlp_server=debug` [default: info]
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut flags = Vec::new();
+    if let Some(host) = args.host {
+        flags.push(Override::new("server.host", host, "--host"));
+    }
+    if let Some(port) = args.port {
+        flags.push(Override::new("server.port", port.to_string(), "--port"));
+    }
+    if let Some(format) = args.log_format {
+        flags.push(Override::new("log.format", format, "--log-format"));
+    }
+    if let Some(level) = args.log_level {
+        flags.push(Override::new("log.level", level, "--log-level"));
+    }
+    let config = match Config::load(args.config.as_deref(), &flags) {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("error: {problems}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    qrlp_server::init_logging(&config.log)?;
+    qrlp_server::logging::log_config(&config, args.config.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = qrlp_server::Server::bind(config).await?;
+        server.run(qrlp_server::shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
