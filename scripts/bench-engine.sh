@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench -p qrlp-bench --bench engine -- "$@"
-python3 scripts/bench_table.py target/criterion
+python3 scripts/bench_table.py "${CARGO_TARGET_DIR:-target}/criterion"

@@ -15,4 +15,4 @@ fi
 python3 -c "import zxingcpp, PIL" 2>/dev/null || python3 -m pip install -q zxing-cpp pillow
 
 cargo build --release -q -p qrlp-cli
-python3 scripts/decode_corpus.py --qrlp target/release/qrlp --out "$out"
+python3 scripts/decode_corpus.py --qrlp "${CARGO_TARGET_DIR:-target}/release/qrlp" --out "$out"

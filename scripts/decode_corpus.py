@@ -73,7 +73,7 @@ def main():
     for border in ("0", "1", "10"):
         variants.append(["--border", border, "--box-size", "3"])
     variants.append(["--dpi", "300"])
-    variants.append(["--mask", "5", "--version", "8"])
+    variants.append(["--mask", "5", "--version", "8-40"])
     variants.append(["--boost-ecc"])
     for n, opts in enumerate(variants):
         t = texts[n % len(texts)][:300]
@@ -93,7 +93,8 @@ def main():
         raster = path
         if is_svg:
             raster = path[:-4] + ".svg.png"
-            subprocess.run(["rsvg-convert", "-b", "white", "-o", raster, path], check=True)
+            # Rasterise at 3x: an SVG asked for at 100 px holds modules of ~1 px.
+            subprocess.run(["rsvg-convert", "-z", "3", "-b", "white", "-o", raster, path], check=True)
         counts[key][0] += 1
         z = None if micro else zbar(raster)
         x = zxing(raster, micro)

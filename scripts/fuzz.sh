@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p qrlp-conformance --bin qrlp-fuzz
-exec target/release/qrlp-fuzz "${1:-600}" ${2:+"$2"}
+exec "${CARGO_TARGET_DIR:-target}"/release/qrlp-fuzz "${1:-600}" ${2:+"$2"}
