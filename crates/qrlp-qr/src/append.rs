@@ -83,3 +83,43 @@ pub fn structured_append(text: &str, opts: &Options) -> Result<Vec<QrCode>, Enco
         Some(e) => e,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EcLevel, Version};
+
+    #[test]
+    fn header_carries_position_total_and_parity() {
+        let v = Version::new(2).unwrap();
+        let opts = Options {
+            ecc: EcLevel::L,
+            symbol: SymbolKind::Qr {
+                min: Version::MIN,
+                max: v,
+            },
+            ..Options::default()
+        };
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz";
+        let parts = structured_append(text, &opts).unwrap();
+        let parity = text.bytes().fold(0u8, |a, b| a ^ b);
+        assert_eq!(parts.len(), 2);
+        for (i, _) in parts.iter().enumerate() {
+            // Rebuild the data codewords the way `finish` does and read the first 20 bits.
+            let per = text.len().div_ceil(parts.len());
+            let piece = &text[i * per..((i + 1) * per).min(text.len())];
+            let (ver, segs) = choose_text(piece, &opts, Version::MIN, v, HEADER_BITS).unwrap();
+            let header = [(0b0011, 4), (i as u32, 4), (1, 4), (parity as u32, 8)];
+            let data = crate::encode::data_codewords_for(&segs, ver, EcLevel::L, &header);
+            let bits = u32::from_be_bytes([0, data[0], data[1], data[2]]) >> 4;
+            assert_eq!(bits >> 16, 0b0011, "mode indicator");
+            assert_eq!((bits >> 12) & 0xF, i as u32, "position");
+            assert_eq!((bits >> 8) & 0xF, 1, "total - 1");
+            assert_eq!(bits & 0xFF, parity as u32, "parity");
+        }
+        assert!(matches!(
+            structured_append(&"x".repeat(5000), &opts),
+            Err(EncodeError::StructuredAppendCount(_))
+        ));
+    }
+}

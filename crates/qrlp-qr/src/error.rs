@@ -86,7 +86,7 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::StructuredAppendCount(n) => write!(
                 f,
-                "structured append needs 1 to 16 symbols, the data needs {n}"
+                "structured append allows at most 16 symbols, and the data needs at least {n}"
             ),
             EncodeError::InvalidEcLevel(s) => {
                 write!(f, "invalid error correction level {s:?}: choose L, M, Q or H")
