@@ -51,6 +51,21 @@ fn start(port: u16, extra: &[&str]) -> (Child, Duration) {
     panic!("qrlp serve did not start listening on {port}");
 }
 
+/// Whether `/healthz` answers on `port` within about two seconds.
+fn answers_health(port: u16) -> bool {
+    (0..200).any(|_| {
+        let ok = http(
+            port,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .is_ok();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        ok
+    })
+}
+
 fn stop(mut child: Child, signal: &str) -> (i32, Vec<String>) {
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -122,20 +137,7 @@ fn port_comes_from_port_env_and_flags_win() {
         .spawn()
         .unwrap();
     let mut child = Guard(child);
-    let mut up = false;
-    for _ in 0..200 {
-        if http(
-            env_port,
-            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        )
-        .is_ok()
-        {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(up, "not listening on $PORT");
+    assert!(answers_health(env_port), "not listening on $PORT");
     child.kill_now();
 
     let flag_port = free_port();
@@ -152,20 +154,7 @@ fn port_comes_from_port_env_and_flags_win() {
         .spawn()
         .unwrap();
     let mut child = Guard(child);
-    let mut up = false;
-    for _ in 0..200 {
-        if http(
-            flag_port,
-            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        )
-        .is_ok()
-        {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(up, "--port did not win over $PORT");
+    assert!(answers_health(flag_port), "--port did not win over $PORT");
     child.kill_now();
 }
 

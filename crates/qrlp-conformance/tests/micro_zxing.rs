@@ -8,12 +8,36 @@ use qrlp_conformance::Rng;
 use qrlp_qr::{EcLevel, Mask, MicroVersion, Options, QrCode, SymbolKind};
 use qrlp_render::{render_png, RenderOptions};
 
+/// Prints, per image, the hex bytes of the one symbol of the format named in argv[1], or NONE.
 const READER: &str = r#"
 import sys, zxingcpp, PIL.Image as I
-for path in sys.argv[1:]:
-    found = [r for r in zxingcpp.read_barcodes(I.open(path)) if r.format.name == "MicroQRCode"]
+for path in sys.argv[2:]:
+    found = [r for r in zxingcpp.read_barcodes(I.open(path)) if r.format.name == sys.argv[1]]
     print(found[0].bytes.hex() if len(found) == 1 else "NONE")
 "#;
+
+/// Decodes each image with zxing-cpp: one line per path, hex bytes or `NONE`.
+fn zxing_read(format: &str, paths: &[std::path::PathBuf]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(READER)
+        .arg(format)
+        .args(paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), paths.len());
+    lines
+}
 
 fn zxing_available() -> Result<(), String> {
     let out = Command::new("python3")
@@ -76,23 +100,7 @@ fn micro_symbols_decode_in_zxing_cpp() {
         paths.push(path);
         expected.push((text, code.version().to_string(), code.ec_level()));
     }
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(READER)
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(lines.len(), expected.len());
+    let lines = zxing_read("MicroQRCode", &paths);
     let mut versions = std::collections::BTreeSet::new();
     for ((text, version, ecc), line) in expected.iter().zip(&lines) {
         let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
@@ -106,13 +114,6 @@ fn micro_symbols_decode_in_zxing_cpp() {
     );
     assert_eq!(versions.len(), 4, "M1-M4 all exercised");
 }
-
-const SEQUENCE_READER: &str = r#"
-import sys, zxingcpp, PIL.Image as I
-for path in sys.argv[1:]:
-    found = [r for r in zxingcpp.read_barcodes(I.open(path)) if r.format.name == "QRCode"]
-    print(found[0].bytes.hex() if len(found) == 1 else "NONE")
-"#;
 
 #[test]
 fn structured_append_symbols_decode_in_order_to_the_message() {
@@ -154,19 +155,8 @@ fn structured_append_symbols_decode_in_order_to_the_message() {
             path
         })
         .collect();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(SEQUENCE_READER)
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut joined = Vec::new();
-    for hex in String::from_utf8(out.stdout).unwrap().lines() {
+    for hex in zxing_read("QRCode", &paths) {
         assert_ne!(hex, "NONE");
         joined.extend(
             (0..hex.len() / 2).map(|k| u8::from_str_radix(&hex[2 * k..2 * k + 2], 16).unwrap()),
