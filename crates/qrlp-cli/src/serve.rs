@@ -27,6 +27,14 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `info,qrlp_server=debug` [default: info]
     #[arg(long)]
     log_level: Option<String>,
+    /// Data directory of the embedded SQLite database [default: ./qrlp-data, or
+    /// $QRLP_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Database URL: postgres://... for PostgreSQL [default: SQLite in the data directory,
+    /// or $DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +51,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(level) = args.log_level {
         flags.push(Override::new("log.level", level, "--log-level"));
     }
+    if let Some(dir) = args.data_dir {
+        flags.push(Override::new("storage.data_dir", dir, "--data-dir"));
+    }
+    if let Some(url) = args.database_url {
+        flags.push(Override::new("storage.database_url", url, "--database-url"));
+    }
     let config = match Config::load(args.config.as_deref(), &flags) {
         Ok(config) => config,
         Err(problems) => {
@@ -56,8 +70,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: a signal during start-up then shuts down cleanly.
+        let signal = qrlp_server::shutdown_signal();
         let server = qrlp_server::Server::bind(config).await?;
-        server.run(qrlp_server::shutdown_signal()).await
+        server.run(signal).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,10 +8,23 @@ use std::time::{Duration, Instant};
 fn qrlp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_qrlp"));
     // The tests set what they need; nothing leaks in from the caller's environment.
-    for var in ["PORT", "REDIS_URL", "QRLP_CONFIG", "RUST_LOG"] {
+    for var in [
+        "PORT",
+        "REDIS_URL",
+        "QRLP_CONFIG",
+        "RUST_LOG",
+        "DATABASE_URL",
+        "QRLP_STORAGE_DATABASE_URL",
+    ] {
         c.env_remove(var);
     }
+    // The database of these runs lives in a directory of this test process.
+    c.env("QRLP_DATA_DIR", data_dir());
     c
+}
+
+fn data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("qrlp-cli-test-{}", std::process::id()))
 }
 
 fn free_port() -> u16 {
@@ -48,7 +61,9 @@ fn start(port: u16, extra: &[&str]) -> (Child, Duration) {
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("qrlp serve did not start listening on {port}");
+    let mut log = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut log);
+    panic!("qrlp serve did not start listening on {port}:\n{log}");
 }
 
 /// Whether `/healthz` answers on `port` within about two seconds.

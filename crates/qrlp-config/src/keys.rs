@@ -123,11 +123,249 @@ pub const KEYS: &[KeyDoc] = &[
         aliases: &[],
     },
     KeyDoc {
+        key: "qr.style",
+        doc: "Style of live codes (the seed's qr_settings.style): \"live\", \"professional\" or\n\"minimal\".",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "qr.version",
+        doc: "Smallest QR version of live codes, 1 to 40, so the symbol keeps its size as frames\nchange; 0 picks the smallest that fits.",
+        aliases: &[],
+    },
+    KeyDoc {
         key: "metrics.enabled",
         doc: "Serve Prometheus text at GET /metrics.",
         aliases: &[],
     },
+    KeyDoc {
+        key: "storage.data_dir",
+        doc: "Directory of the embedded SQLite database (qrlp.db); created on first start.",
+        aliases: &["QRLP_DATA_DIR"],
+    },
+    KeyDoc {
+        key: "storage.database_url",
+        doc: "postgres://user:password@host/db to use PostgreSQL, or sqlite:PATH; empty for\nSQLite under data_dir. The password is never logged.",
+        aliases: &["DATABASE_URL"],
+    },
+    KeyDoc {
+        key: "storage.max_connections",
+        doc: "Largest number of pooled database connections (1 to 1000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "auth.session_ttl_secs",
+        doc: "How long a web login session lasts, in seconds (60 to 31536000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "auth.secure_cookies",
+        doc: "Mark the session cookie Secure: \"auto\" (when X-Forwarded-Proto is https),\n\"always\" or \"never\".",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "auth.key_cache_ttl_ms",
+        doc: "How long a server may reuse an API key lookup, in milliseconds (0 to 5000); a\nrevoked key stops working on every server within this time.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "rate_limit.enabled",
+        doc: "Enforce the plan budgets (free 100, starter 1000, professional 10000,\nenterprise 100000 requests per hour per organization) and the per-address limit.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "rate_limit.redis_fail_mode",
+        doc: "With redis.url set the budgets live in Redis; while it is down, \"open\" lets\nrequests through and \"closed\" refuses them with 503.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "rate_limit.ip_per_hour",
+        doc: "Requests per hour per client address on unauthenticated routes; 0 for none.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "rate_limit.ip_limit_qr",
+        doc: "Apply the per-address limit to the public QR image API /v1/qr as well.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "live.update_interval_secs",
+        doc: "Seconds between live frames (the seed's update_interval), 0.01 to 3600.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "live.ttl_secs",
+        doc: "How long a frame stays valid after its timestamp, in seconds: at least the update\ninterval, at most 86400.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "live.frame_format",
+        doc: "Text put in the QR code: \"compact\" (QL1: + base45, small) or \"json\" (the seed's\nQRData).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "live.signature",
+        doc: "Signature suite: \"ed25519\", \"fn-dsa\" (post-quantum FN-DSA-512) or \"hybrid\" (both).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "live.evidence_timeout_secs",
+        doc: "Longest a frame waits for time and chain evidence, in seconds (0.01 to 60); later\nanswers are cached for the next frame.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "blockchain.enabled_chains",
+        doc: "Chains whose latest block hash anchors each frame, e.g. [\"bitcoin\", \"ethereum\"];\nempty for none.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "blockchain.cache_duration",
+        doc: "Seconds a fetched block hash is reused without asking again.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "blockchain.timeout",
+        doc: "Seconds allowed for one request to a chain endpoint.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "blockchain.retry_attempts",
+        doc: "Retries after a timeout, connection error or HTTP 408/429/5xx (0 to 10).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "blockchain.api_endpoints",
+        doc: "Chain -> endpoint URL. Chains without one use BlockCypher's public endpoint. In the\nenvironment: name=url,name=url. Passwords in URLs are never logged.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "blockchain.kinds",
+        doc: "Chain -> protocol of its endpoint: \"bitcoin-rpc\", \"ethereum-rpc\" or \"blockcypher\"\n(the default for chains not listed). In the environment: name=kind,name=kind.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "time.time_servers",
+        doc: "SNTP servers, host or host:port; the median of their answers is the evidence of\ntime. Empty (with fallback_to_system) for none.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "time.update_interval",
+        doc: "Seconds a time measurement is reused before the servers are asked again.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "time.timeout",
+        doc: "Seconds allowed per time server.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "time.max_drift",
+        doc: "Seconds a server may differ from the median before it is ignored; also how far a\nframe may be ahead of the verifier's clock.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "time.fallback_to_system",
+        doc: "Use the system clock (marked as unchecked) when no time server answers.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "identity.identity_file",
+        doc: "Identity file holding the signing keys (mode 0600); empty for\n<storage.data_dir>/identity.json.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "identity.auto_generate",
+        doc: "Create the identity file with new keys when it does not exist.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "identity.include_system_info",
+        doc: "Include the host name, OS and architecture in the identity hash.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "identity.hash_algorithm",
+        doc: "Hash of the identity: \"sha256\" or \"sha512\".",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "identity.custom_data",
+        doc: "Extra name -> value pairs included in the identity hash. In the environment:\nname=value,name=value.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "verification.max_time_drift",
+        doc: "Seconds a frame without its own ttl (the JSON format) stays valid.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "verification.require_blockchain",
+        doc: "Refuse frames whose anchors are not current or recent block hashes.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "verification.require_time_server",
+        doc: "Refuse frames without agreeing time-server evidence (SNTP is advisory by default).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "verification.require_identity",
+        doc: "Refuse frames whose identity hash is not this issuer's.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "verification.allowed_signature_algorithms",
+        doc: "Signature algorithms accepted: any of \"ed25519\", \"fn-dsa-512\", \"hybrid\".",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.encrypt_qr_data",
+        doc: "Encrypt the user data of live frames (needs data_key_secret).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.encryption_algorithm",
+        doc: "Encryption of user data: \"chacha20-poly1305\" (the only one supported).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.sign_qr_data",
+        doc: "Sign live frames with the identity's key.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.hmac_algorithm",
+        doc: "HMAC of every frame: \"sha256\" (the only one supported).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.hmac_secret",
+        doc: "Secret the HMAC key is derived from, at least 16 bytes (32 random bytes advised);\nempty for a random key that only this process can check. Never logged.",
+        aliases: &["QRLP_HMAC_SECRET"],
+    },
+    KeyDoc {
+        key: "security.hmac_key_id",
+        doc: "Name of the HMAC key, carried in frames: 1 to 32 of A-Z a-z 0-9 . _ -.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.data_key_secret",
+        doc: "Secret the user-data encryption key is derived from, at least 16 bytes; empty for\nnone (frames cannot then be encrypted). Never logged.",
+        aliases: &["QRLP_DATA_KEY_SECRET"],
+    },
+    KeyDoc {
+        key: "security.data_key_id",
+        doc: "Name of the data key, carried in encrypted frames: 1 to 32 of A-Z a-z 0-9 . _ -.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "security.key_rotation_days",
+        doc: "Days after which the signing key is replaced at start-up (the old key keeps\nverifying for a day); 0 never.",
+        aliases: &[],
+    },
 ];
+
+/// Keys whose values are secrets: never shown in `Debug`, problems or logs.
+pub const SECRET_KEYS: &[&str] = &["security.hmac_secret", "security.data_key_secret"];
 
 /// The `QRLP_` environment name of a dotted key: `server.port` → `QRLP_SERVER_PORT`.
 ///

@@ -24,11 +24,45 @@
 //! ```
 //!
 //! This crate does file and environment reads only; it never opens a socket.
+//!
+//! # The QR Live Protocol's settings groups
+//!
+//! The seed's `QRLPConfig` groups map onto this configuration as follows. Seed names are
+//! kept wherever a key is new; where the product already had the setting, the seed's name
+//! maps to the existing key.
+//!
+//! | seed group / key | here |
+//! |---|---|
+//! | `update_interval` | `live.update_interval_secs` |
+//! | `qr_settings.error_correction_level` | `qr.default_error_correction` |
+//! | `qr_settings.box_size` | `qr.default_box_size` |
+//! | `qr_settings.border_size` | `qr.default_border` |
+//! | `qr_settings.fill_color`, `back_color` | `qr.default_fill_color`, `qr.default_back_color` |
+//! | `qr_settings.version`, `style` | `qr.version` (0 = auto), `qr.style` |
+//! | `web_settings.host`, `port` | `server.host`, `server.port` |
+//! | `web_settings.cors_enabled` | `cors.enabled` (with `cors.allowed_origins`) |
+//! | `web_settings.debug` | `log.level = "debug"` |
+//! | `web_settings.auto_open_browser`, `viewer_theme` | not kept (a server does not open browsers) |
+//! | `blockchain_settings.*` | `[blockchain]`: `enabled_chains`, `cache_duration`, `timeout`, `retry_attempts`, `api_endpoints`, plus `kinds` (the protocol each endpoint speaks) |
+//! | `time_settings.*` | `[time]`: `time_servers`, `update_interval`, `timeout`, `max_drift`, `fallback_to_system` |
+//! | `identity_settings.*` | `[identity]`: `identity_file`, `auto_generate`, `include_system_info`, `hash_algorithm`, `custom_data` |
+//! | `verification_settings.*` | `[verification]`: `max_time_drift`, `require_blockchain`, `require_time_server`, `require_identity`, `allowed_signature_algorithms` |
+//! | `security_settings.*` | `[security]`: `encrypt_qr_data`, `encryption_algorithm`, `sign_qr_data`, `hmac_algorithm`, `key_rotation_days`, plus the secrets `hmac_secret` and `data_key_secret` and their key names |
+//! | `logging_settings.level` | `log.level`; `format` → `log.format` (json or pretty); file rotation is left to the service manager |
+//!
+//! Durations in the protocol groups are seconds, integer or fractional, as in the seed.
+//! Maps (`blockchain.api_endpoints`, `blockchain.kinds`, `identity.custom_data`) are
+//! written in the environment as `name=value,name=value`.
+//!
+//! The seed's algorithm names that this product does not implement are refused by
+//! [`Config::validate`] with a message naming what it supports: `md5` identity hashes,
+//! `rsa-sha256`/`ecdsa-sha256` signatures, `aes256` encryption.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod keys;
 mod load;
+mod protocol;
 mod template;
 mod validate;
 
@@ -37,8 +71,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use keys::{env_var_name, KeyDoc, KEYS};
+pub use keys::{env_var_name, KeyDoc, KEYS, SECRET_KEYS};
 pub use load::{ConfigError, Override, Problem};
+pub use protocol::{
+    BlockchainConfig, ChainKind, FrameFormat, IdentityConfig, LiveConfig, SecurityConfig,
+    SignatureSuite, TimeConfig, VerificationConfig, SIGNATURE_ALGORITHMS,
+};
 pub use qrlp_qr::EcLevel;
 pub use qrlp_render::Color;
 pub use template::default_toml;
@@ -74,6 +112,24 @@ pub struct Config {
     pub qr: QrConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// Where organizations, users, keys and the audit log are kept.
+    pub storage: StorageConfig,
+    /// API keys and web sessions.
+    pub auth: AuthConfig,
+    /// Plan and per-address request limits.
+    pub rate_limit: RateLimitConfig,
+    /// Live frames of the QR Live Protocol: how often, how long valid, which format.
+    pub live: LiveConfig,
+    /// The seed's `blockchain_settings`: chains whose latest block anchors live frames.
+    pub blockchain: BlockchainConfig,
+    /// The seed's `time_settings`: SNTP servers giving evidence of time.
+    pub time: TimeConfig,
+    /// The seed's `identity_settings`: the issuer's identity file and identity hash.
+    pub identity: IdentityConfig,
+    /// The seed's `verification_settings`: what `verify` requires.
+    pub verification: VerificationConfig,
+    /// The seed's `security_settings`: signatures, HMAC, encryption, keys.
+    pub security: SecurityConfig,
 }
 
 /// `[server]`: where `qrlp serve` listens and how it treats requests.
@@ -271,6 +327,12 @@ pub struct QrConfig {
     pub default_format: ImageFormat,
     /// `Cache-Control: public, max-age=N` on images, in seconds.
     pub cache_max_age_secs: u64,
+    /// The seed's `qr_settings.style` for live codes: live, professional or minimal.
+    pub style: QrStyle,
+    /// The seed's `qr_settings.version` for live codes: 0 picks the smallest version that
+    /// fits, 1 to 40 is the smallest version used (so the symbol keeps its size while frames
+    /// change length; a longer frame still gets a larger version).
+    pub version: u8,
 }
 
 impl Default for QrConfig {
@@ -283,7 +345,53 @@ impl Default for QrConfig {
             default_back_color: Color::WHITE,
             default_format: ImageFormat::Png,
             cache_max_age_secs: 86_400,
+            style: QrStyle::Live,
+            version: 0,
         }
+    }
+}
+
+/// The seed's QR styles for live codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QrStyle {
+    /// The live look: the configured colours, with a caption where the front end adds one.
+    Live,
+    /// A sober look for print and slides.
+    Professional,
+    /// The bare symbol, nothing around it but the quiet zone.
+    Minimal,
+}
+
+impl QrStyle {
+    /// `live`, `professional` or `minimal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QrStyle::Live => "live",
+            QrStyle::Professional => "professional",
+            QrStyle::Minimal => "minimal",
+        }
+    }
+}
+
+impl FromStr for QrStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "live" => Ok(QrStyle::Live),
+            "professional" => Ok(QrStyle::Professional),
+            "minimal" => Ok(QrStyle::Minimal),
+            _ => Err(format!(
+                "unknown style {s:?}: choose live, professional or minimal"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for QrStyle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -339,6 +447,147 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig { enabled: true }
+    }
+}
+
+/// `[storage]`: the database. SQLite under `data_dir` unless `database_url` names PostgreSQL.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for the embedded SQLite database (`qrlp.db`) and other local state;
+    /// created on first start.
+    pub data_dir: String,
+    /// `postgres://user:password@host/db` for PostgreSQL, `sqlite:PATH` for another SQLite
+    /// file, or empty for `data_dir/qrlp.db`.
+    pub database_url: String,
+    /// Largest number of pooled database connections.
+    pub max_connections: u32,
+}
+
+impl StorageConfig {
+    /// `database_url` with any password replaced by `***`, safe to log.
+    pub fn redacted_url(&self) -> String {
+        redact_url_password(&self.database_url)
+    }
+}
+
+impl fmt::Debug for StorageConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: "./qrlp-data".into(),
+            database_url: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// When the session cookie carries the `Secure` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    /// When the request came over HTTPS: `X-Forwarded-Proto: https` from a proxy.
+    Auto,
+    /// Always.
+    Always,
+    /// Never (plain-HTTP development only).
+    Never,
+}
+
+impl FromStr for SecureCookies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(SecureCookies::Auto),
+            "always" => Ok(SecureCookies::Always),
+            "never" => Ok(SecureCookies::Never),
+            _ => Err(format!(
+                "unknown secure_cookies {s:?}: choose auto, always or never"
+            )),
+        }
+    }
+}
+
+/// `[auth]`: API keys and the web UI's sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a login session lasts, in seconds.
+    pub session_ttl_secs: u64,
+    /// When the session cookie is marked `Secure`.
+    pub secure_cookies: SecureCookies,
+    /// How long a server process may reuse what it read about an API key, in
+    /// milliseconds; a revoked key stops working everywhere within this time (at most 5000).
+    pub key_cache_ttl_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_ttl_secs: 7 * 24 * 3600,
+            secure_cookies: SecureCookies::Auto,
+            key_cache_ttl_ms: 2000,
+        }
+    }
+}
+
+/// What the rate limiter does while Redis cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Let requests through (and report Redis as unavailable on `/readyz`).
+    Open,
+    /// Refuse requests with 503 until Redis is back.
+    Closed,
+}
+
+impl FromStr for FailMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(FailMode::Open),
+            "closed" => Ok(FailMode::Closed),
+            _ => Err(format!("unknown fail mode {s:?}: choose open or closed")),
+        }
+    }
+}
+
+/// `[rate_limit]`: per-organization plan budgets and a per-address limit for
+/// unauthenticated routes. Shared through Redis when `redis.url` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether limits are enforced at all.
+    pub enabled: bool,
+    /// With Redis configured: `open` lets requests through while Redis is down, `closed`
+    /// refuses them with 503.
+    pub redis_fail_mode: FailMode,
+    /// Requests per hour per client address on unauthenticated routes; 0 turns it off.
+    pub ip_per_hour: u32,
+    /// Whether the per-address limit also applies to the public QR image API `/v1/qr`.
+    pub ip_limit_qr: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            redis_fail_mode: FailMode::Open,
+            ip_per_hour: 60,
+            ip_limit_qr: false,
+        }
     }
 }
 

@@ -177,8 +177,17 @@ impl Layers {
             // A good value from a later source replaces a bad one from an earlier source.
             Ok(_) => self.problems.retain(|p| p.key != key),
             Err(e) => {
+                // A secret's value must not reach the message through the parser's error.
+                let message = if keys::SECRET_KEYS.contains(&key) {
+                    "invalid value (not shown: this key is secret); expected a string".to_string()
+                } else if key == "blockchain.api_endpoints" {
+                    // Endpoint URLs may carry passwords.
+                    "invalid value (not shown: it may hold credentials); expected a table of chain = URL".to_string()
+                } else {
+                    e.to_string()
+                };
                 self.problems
-                    .push(Problem::from_source(key, source, e.to_string()));
+                    .push(Problem::from_source(key, source, message));
                 *self
                     .tree
                     .get_mut(section)
@@ -267,10 +276,14 @@ impl Layers {
                 .chain(std::iter::once(qrlp_name));
             for name in names {
                 let Some(raw) = env(&name) else { continue };
-                let Some(value) = self.env_value(doc.key, &raw) else {
-                    continue;
-                };
-                self.set(doc.key, value, &format!("environment variable {name}"));
+                let source = format!("environment variable {name}");
+                match self.env_value(doc.key, &raw) {
+                    Ok(Some(value)) => self.set(doc.key, value, &source),
+                    Ok(None) => {}
+                    Err(message) => self
+                        .problems
+                        .push(Problem::from_source(doc.key, &source, message)),
+                }
             }
         }
     }
@@ -283,20 +296,63 @@ impl Layers {
                     .push(Problem::from_source(&o.key, &source, "unknown key"));
                 continue;
             }
-            if let Some(value) = self.env_value(&o.key, &o.value) {
-                self.set(&o.key, value, &source);
+            match self.env_value(&o.key, &o.value) {
+                Ok(Some(value)) => self.set(&o.key, value, &source),
+                Ok(None) => {}
+                Err(message) => self
+                    .problems
+                    .push(Problem::from_source(&o.key, &source, message)),
             }
         }
     }
 
     /// Reads an environment string as the type of the key's default. `None` for an empty
-    /// string where a string is not the type (an empty variable counts as unset).
-    fn env_value(&self, key: &str, raw: &str) -> Option<Value> {
+    /// string where a string is not the type (an empty variable counts as unset). Maps are
+    /// `name=value,name=value` (or a JSON object); a malformed one is an error whose message
+    /// does not repeat the value (endpoint URLs may hold passwords).
+    fn env_value(&self, key: &str, raw: &str) -> Result<Option<Value>, String> {
         let default = self.default_leaf(key).expect("KEYS names known keys");
         let trimmed = raw.trim();
-        Some(match default {
+        if let Value::Object(_) = default {
+            if trimmed.is_empty() {
+                return Ok(Some(Value::Object(Map::new())));
+            }
+            if trimmed.starts_with('{') {
+                return serde_json::from_str::<Map<String, Value>>(trimmed)
+                    .map(|m| Some(Value::Object(m)))
+                    .map_err(|e| {
+                        format!(
+                            "not a JSON object (line {}, column {})",
+                            e.line(),
+                            e.column()
+                        )
+                    });
+            }
+            let mut map = Map::new();
+            for (i, pair) in trimmed.split(',').map(str::trim).enumerate() {
+                if pair.is_empty() {
+                    continue;
+                }
+                match pair.split_once('=') {
+                    Some((name, value)) if !name.trim().is_empty() => {
+                        map.insert(
+                            name.trim().to_string(),
+                            Value::String(value.trim().to_string()),
+                        );
+                    }
+                    _ => {
+                        return Err(format!(
+                            "item {} is not name=value: write name=value,name=value",
+                            i + 1
+                        ))
+                    }
+                }
+            }
+            return Ok(Some(Value::Object(map)));
+        }
+        Ok(Some(match default {
             Value::String(_) => Value::String(raw.to_string()),
-            _ if trimmed.is_empty() => return None,
+            _ if trimmed.is_empty() => return Ok(None),
             Value::Bool(_) => match trimmed.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => Value::Bool(true),
                 "false" | "0" | "no" | "off" => Value::Bool(false),
@@ -317,7 +373,7 @@ impl Layers {
                     .collect(),
             ),
             Value::Null | Value::Object(_) => Value::String(raw.to_string()),
-        })
+        }))
     }
 }
 

@@ -19,6 +19,36 @@ const SECTIONS: &[(&str, &str)] = &[
         "The QR image API (POST and GET /v1/qr): defaults for fields a request leaves out.",
     ),
     ("metrics", "Prometheus text exposition."),
+    (
+        "storage",
+        "The database: embedded SQLite by default, PostgreSQL when database_url says so.",
+    ),
+    ("auth", "API keys and web sessions."),
+    ("rate_limit", "Plan budgets per organization and a per-address limit."),
+    (
+        "live",
+        "Live frames of the QR Live Protocol (the seed's update_interval and frame choices).",
+    ),
+    (
+        "blockchain",
+        "Chains whose latest block anchors each frame (the seed's blockchain_settings).",
+    ),
+    (
+        "time",
+        "SNTP servers giving evidence of time (the seed's time_settings). Advisory.",
+    ),
+    (
+        "identity",
+        "The issuer's identity file and identity hash (the seed's identity_settings).",
+    ),
+    (
+        "verification",
+        "What verification requires (the seed's verification_settings).",
+    ),
+    (
+        "security",
+        "Signatures, HMAC, encryption and keys (the seed's security_settings). Secrets are never logged.",
+    ),
 ];
 
 /// The whole default configuration as TOML, every key with its default value. With

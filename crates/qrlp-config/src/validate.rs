@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use crate::limits::{BORDER, BOX_SIZE};
 use crate::load::{ConfigError, Problem};
-use crate::Config;
+use crate::{Config, SignatureSuite, SIGNATURE_ALGORITHMS};
 
 impl Config {
     /// Checks every value and every combination; returns all problems at once.
@@ -127,11 +127,355 @@ impl Config {
             ));
         }
 
+        let st = &self.storage;
+        if st.data_dir.trim().is_empty() {
+            p.push(Problem::new("storage.data_dir", "must not be empty"));
+        }
+        if !st.database_url.is_empty()
+            && !["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|scheme| st.database_url.starts_with(scheme))
+        {
+            p.push(Problem::new(
+                "storage.database_url",
+                format!(
+                    "{:?} must start with postgres://, postgresql:// or sqlite:",
+                    truncate(&st.redacted_url())
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&st.max_connections) {
+            p.push(Problem::new(
+                "storage.max_connections",
+                format!("must be between 1 and 1000, got {}", st.max_connections),
+            ));
+        }
+
+        let a = &self.auth;
+        if !(60..=31_536_000).contains(&a.session_ttl_secs) {
+            p.push(Problem::new(
+                "auth.session_ttl_secs",
+                format!(
+                    "must be between 60 and 31536000, got {}",
+                    a.session_ttl_secs
+                ),
+            ));
+        }
+        if a.key_cache_ttl_ms > 5000 {
+            p.push(Problem::new(
+                "auth.key_cache_ttl_ms",
+                format!(
+                    "must be between 0 and 5000 (revocation must take effect within 5 s), got {}",
+                    a.key_cache_ttl_ms
+                ),
+            ));
+        }
+
+        self.validate_protocol(&mut p);
+
         if p.is_empty() {
             Ok(())
         } else {
             Err(ConfigError { problems: p })
         }
+    }
+}
+
+impl Config {
+    /// The QR Live Protocol groups.
+    fn validate_protocol(&self, p: &mut Vec<Problem>) {
+        let q = &self.qr;
+        if q.version > 40 {
+            p.push(Problem::new(
+                "qr.version",
+                format!("must be 0 (automatic) or 1 to 40, got {}", q.version),
+            ));
+        }
+
+        let l = &self.live;
+        secs(
+            p,
+            "live.update_interval_secs",
+            l.update_interval_secs,
+            0.01,
+            3600.0,
+        );
+        secs(p, "live.ttl_secs", l.ttl_secs, 0.001, 86_400.0);
+        secs(
+            p,
+            "live.evidence_timeout_secs",
+            l.evidence_timeout_secs,
+            0.01,
+            60.0,
+        );
+        if l.ttl_secs.is_finite()
+            && l.update_interval_secs.is_finite()
+            && l.ttl_secs < l.update_interval_secs
+        {
+            p.push(Problem::new(
+                "live.ttl_secs",
+                format!(
+                    "{} s is shorter than live.update_interval_secs ({} s): frames would expire before the next one",
+                    l.ttl_secs, l.update_interval_secs
+                ),
+            ));
+        }
+        let own = match l.signature {
+            SignatureSuite::Ed25519 => "ed25519",
+            SignatureSuite::FnDsa => "fn-dsa-512",
+            SignatureSuite::Hybrid => "hybrid",
+        };
+
+        let b = &self.blockchain;
+        secs(
+            p,
+            "blockchain.cache_duration",
+            b.cache_duration,
+            0.0,
+            86_400.0,
+        );
+        secs(p, "blockchain.timeout", b.timeout, 0.01, 300.0);
+        if b.retry_attempts > 10 {
+            p.push(Problem::new(
+                "blockchain.retry_attempts",
+                format!("must be between 0 and 10, got {}", b.retry_attempts),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for chain in &b.enabled_chains {
+            if !is_name(chain) {
+                p.push(Problem::new(
+                    "blockchain.enabled_chains",
+                    format!(
+                        "{:?} is not a chain name (1 to 32 of a-z 0-9 _ -)",
+                        truncate(chain)
+                    ),
+                ));
+            } else if !seen.insert(chain.as_str()) {
+                p.push(Problem::new(
+                    "blockchain.enabled_chains",
+                    format!("{chain:?} is listed twice"),
+                ));
+            } else if b.endpoint(chain).is_none() {
+                p.push(Problem::new(
+                    "blockchain.api_endpoints",
+                    format!("chain {chain:?} is enabled but has no endpoint: add {chain}=URL"),
+                ));
+            }
+        }
+        for (chain, url) in &b.api_endpoints {
+            if !is_http_url(url) {
+                p.push(Problem::new(
+                    "blockchain.api_endpoints",
+                    format!(
+                        "{chain}: {:?} is not an http:// or https:// URL with a host",
+                        truncate(&crate::protocol::shown_url(url))
+                    ),
+                ));
+            }
+        }
+
+        let t = &self.time;
+        secs(p, "time.update_interval", t.update_interval, 0.01, 86_400.0);
+        secs(p, "time.timeout", t.timeout, 0.01, 60.0);
+        secs(p, "time.max_drift", t.max_drift, 0.001, 86_400.0);
+        if t.time_servers.is_empty() && !t.fallback_to_system {
+            p.push(Problem::new(
+                "time.time_servers",
+                "is empty and time.fallback_to_system is false: there is no time source",
+            ));
+        }
+        for server in &t.time_servers {
+            if !is_server(server) {
+                p.push(Problem::new(
+                    "time.time_servers",
+                    format!(
+                        "{:?} is not host, host:port or [IPv6]:port",
+                        truncate(server)
+                    ),
+                ));
+            }
+        }
+
+        let i = &self.identity;
+        match i.hash_algorithm.as_str() {
+            "sha256" | "sha512" => {}
+            "md5" | "sha1" => p.push(Problem::new(
+                "identity.hash_algorithm",
+                format!(
+                    "{} is broken and refused: use sha256 or sha512",
+                    i.hash_algorithm
+                ),
+            )),
+            other => p.push(Problem::new(
+                "identity.hash_algorithm",
+                format!("unknown {:?}: use sha256 or sha512", truncate(other)),
+            )),
+        }
+        for name in i.custom_data.keys() {
+            if name.is_empty() || name.len() > 64 {
+                p.push(Problem::new(
+                    "identity.custom_data",
+                    "names must be 1 to 64 characters",
+                ));
+            }
+        }
+
+        let v = &self.verification;
+        secs(
+            p,
+            "verification.max_time_drift",
+            v.max_time_drift,
+            0.001,
+            86_400.0,
+        );
+        if v.allowed_signature_algorithms.is_empty() {
+            p.push(Problem::new(
+                "verification.allowed_signature_algorithms",
+                "is empty: no signed frame could verify; list ed25519, fn-dsa-512 or hybrid",
+            ));
+        }
+        for alg in &v.allowed_signature_algorithms {
+            if !SIGNATURE_ALGORITHMS.contains(&alg.as_str()) {
+                p.push(Problem::new(
+                    "verification.allowed_signature_algorithms",
+                    format!(
+                        "{:?} is not supported: this product signs and verifies ed25519, fn-dsa-512 and hybrid",
+                        truncate(alg)
+                    ),
+                ));
+            }
+        }
+        let s = &self.security;
+        if s.sign_qr_data
+            && !v.allowed_signature_algorithms.is_empty()
+            && !v.allowed_signature_algorithms.iter().any(|a| a == own)
+        {
+            p.push(Problem::new(
+                "verification.allowed_signature_algorithms",
+                format!(
+                    "does not list {own}, the live.signature of this issuer: its own frames would not verify"
+                ),
+            ));
+        }
+
+        if s.encryption_algorithm != "chacha20-poly1305" {
+            p.push(Problem::new(
+                "security.encryption_algorithm",
+                format!(
+                    "{:?} is not supported: use chacha20-poly1305",
+                    truncate(&s.encryption_algorithm)
+                ),
+            ));
+        }
+        if s.hmac_algorithm != "sha256" {
+            p.push(Problem::new(
+                "security.hmac_algorithm",
+                format!(
+                    "{:?} is not supported: use sha256",
+                    truncate(&s.hmac_algorithm)
+                ),
+            ));
+        }
+        for (key, secret) in [
+            ("security.hmac_secret", &s.hmac_secret),
+            ("security.data_key_secret", &s.data_key_secret),
+        ] {
+            // Only the length is reported, never the value.
+            if !secret.is_empty() && secret.len() < 16 {
+                p.push(Problem::new(
+                    key,
+                    format!(
+                        "is {} bytes long: use at least 16 (32 random bytes advised)",
+                        secret.len()
+                    ),
+                ));
+            }
+        }
+        for (key, id) in [
+            ("security.hmac_key_id", &s.hmac_key_id),
+            ("security.data_key_id", &s.data_key_id),
+        ] {
+            if !is_key_name(id) {
+                p.push(Problem::new(
+                    key,
+                    format!(
+                        "{:?} is not a key name: 1 to 32 of A-Z a-z 0-9 . _ -",
+                        truncate(id)
+                    ),
+                ));
+            }
+        }
+        if s.encrypt_qr_data && s.data_key_secret.is_empty() {
+            p.push(Problem::new(
+                "security.data_key_secret",
+                "security.encrypt_qr_data is true but no data key secret is set",
+            ));
+        }
+        if s.key_rotation_days > 3650 {
+            p.push(Problem::new(
+                "security.key_rotation_days",
+                format!("must be between 0 and 3650, got {}", s.key_rotation_days),
+            ));
+        }
+    }
+}
+
+/// Seconds: finite and within `[min, max]`.
+fn secs(p: &mut Vec<Problem>, key: &str, value: f64, min: f64, max: f64) {
+    if !(value.is_finite() && value >= min && value <= max) {
+        p.push(Problem::new(
+            key,
+            format!("must be between {min} and {max} seconds, got {value}"),
+        ));
+    }
+}
+
+/// A chain name: 1 to 32 of `a-z 0-9 _ -`.
+fn is_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A key name carried in frames: 1 to 32 of `A-Z a-z 0-9 . _ -`.
+fn is_key_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// `http://` or `https://`, then a non-empty authority.
+fn is_http_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    !host.is_empty() && !host.contains(char::is_whitespace)
+}
+
+/// `host`, `host:port` or `[IPv6]:port`, as the SNTP client reads them.
+fn is_server(s: &str) -> bool {
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return false;
+        };
+        return ip.parse::<std::net::Ipv6Addr>().is_ok()
+            && (after.is_empty()
+                || after
+                    .strip_prefix(':')
+                    .is_some_and(|port| port.parse::<u16>().is_ok()));
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => is_host(host) && port.parse::<u16>().is_ok(),
+        None => is_host(s),
     }
 }
 

@@ -1,7 +1,10 @@
 //! Assembly of the application: routes, fallbacks and the layers every route shares.
 //!
 //! Request flow, outermost first: [`middleware::track`] (request id, log line, metrics,
-//! panics, JSON for any bare error) → CORS when enabled → body limit → the route's handler.
+//! panics, JSON for any bare error) → CORS when enabled → body limit → routing → for
+//! platform routes [`auth::authenticate`] (credentials, CSRF, organization, plan rate
+//! limit), for login/logout (and `/v1/qr` when configured) [`limits::per_address`] → the
+//! route's handler, whose [`auth::Auth`] extractor checks the permission it declares.
 //! Unknown paths get a 404 `NOT_FOUND` envelope; known paths with another method a 405
 //! `METHOD_NOT_ALLOWED` envelope.
 
@@ -10,6 +13,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
+use axum::routing::get;
 use axum::{Extension, Router};
 use qrlp_config::{Config, CorsConfig};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -18,21 +22,69 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
-use crate::routes::{health, qr};
+use crate::routes::{api_keys, audit, health, orgs, qr, session, users};
 use crate::state::AppState;
-use crate::{error, metrics, middleware, openapi};
+use crate::{auth, error, limits, metrics, middleware, openapi};
 
-/// Every documented route of the product. A new API adds its `.routes(...)` here.
+/// Every documented route of the product. A new API adds its `.routes(...)` here: protected
+/// routes to `protected`, which authenticates them.
 pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(users::me))
+        .routes(routes!(users::create_user))
+        .routes(routes!(users::get_user))
+        .routes(routes!(orgs::list_organizations, orgs::create_organization))
+        .routes(routes!(
+            orgs::get_organization,
+            orgs::update_organization,
+            orgs::put_organization
+        ))
+        .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(orgs::change_role, orgs::remove_member))
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
+        .routes(routes!(audit::list_audit))
+        .route_layer(axum::middleware::from_fn(auth::authenticate));
+    let by_address = OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .route_layer(axum::middleware::from_fn(limits::per_address));
+    let mut qr_routes = OpenApiRouter::new().routes(routes!(qr::post_qr, qr::get_qr));
+    if config.rate_limit.ip_limit_qr {
+        qr_routes = qr_routes.route_layer(axum::middleware::from_fn(limits::per_address));
+    }
     let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(qr::post_qr, qr::get_qr))
+        .merge(qr_routes)
+        .merge(protected)
+        .merge(by_address)
         .routes(routes!(openapi::openapi_json));
     if config.metrics.enabled {
         r = r.routes(routes!(metrics::metrics_handler));
     }
     r
+}
+
+/// Seed 004's organization paths, `/api/organizations/{org_id}/...`: the same handlers as
+/// under `/api/v1/organizations/{org_id}`, undocumented twins.
+fn seed_org_aliases() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/organizations/{org_id}",
+            get(orgs::get_organization)
+                .patch(orgs::update_organization)
+                .put(orgs::put_organization),
+        )
+        .route(
+            "/api/organizations/{org_id}/members",
+            get(orgs::list_members).post(orgs::add_member),
+        )
+        .route(
+            "/api/organizations/{org_id}/members/{user_id}",
+            axum::routing::patch(orgs::change_role).delete(orgs::remove_member),
+        )
+        .route_layer(axum::middleware::from_fn(auth::authenticate))
 }
 
 /// The OpenAPI document of the routes `config` enables.
@@ -57,10 +109,12 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let limit = usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX);
 
     let mut router = api
+        .merge(seed_org_aliases())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(Extension(OpenApiJson(doc_json)))
+        .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);

@@ -24,14 +24,22 @@ use crate::request_id::RequestId;
 pub enum ErrorCode {
     /// 400: a field, parameter or body is not acceptable.
     InvalidInput,
+    /// 401: credentials are missing or not valid.
+    Unauthorized,
+    /// 403: authenticated, but the role or organization does not allow it.
+    Forbidden,
     /// 404: no such route or resource.
     NotFound,
     /// 405: the route exists but not with this method.
     MethodNotAllowed,
     /// 413: the request body is over the limit.
     PayloadTooLarge,
+    /// 409: the resource already exists or the change conflicts with its state.
+    Conflict,
     /// 415: the body is not of the content type the route takes.
     UnsupportedMediaType,
+    /// 429: over the rate limit; `Retry-After` says when to try again.
+    RateLimited,
     /// 500: a bug or an unexpected failure; details are in the log only.
     Internal,
     /// 503: a dependency is unavailable.
@@ -43,6 +51,10 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -56,6 +68,10 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -78,6 +94,10 @@ impl ErrorCode {
                 (ErrorCode::UnsupportedMediaType, "Unsupported content type")
             }
             StatusCode::SERVICE_UNAVAILABLE => (ErrorCode::Unavailable, "Service unavailable"),
+            StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, "Authentication required"),
+            StatusCode::FORBIDDEN => (ErrorCode::Forbidden, "Forbidden"),
+            StatusCode::CONFLICT => (ErrorCode::Conflict, "Conflict"),
+            StatusCode::TOO_MANY_REQUESTS => (ErrorCode::RateLimited, "Rate limit exceeded"),
             s if s.is_client_error() => (ErrorCode::InvalidInput, "Invalid request"),
             _ => (ErrorCode::Internal, INTERNAL_MESSAGE),
         }
@@ -150,6 +170,28 @@ impl ApiError {
     /// 404 `NOT_FOUND`.
     pub fn not_found() -> ApiError {
         ApiError::new(ErrorCode::NotFound, "Not found")
+    }
+
+    /// 401 `UNAUTHORIZED`.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// 403 `FORBIDDEN`.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    /// 409 `CONFLICT`.
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::new(ErrorCode::Conflict, message)
+    }
+
+    /// 400 `INVALID_INPUT` about one field, named in the message and in
+    /// `details.field`.
+    pub fn invalid_field(field: &str, message: impl fmt::Display) -> ApiError {
+        ApiError::invalid_input(format!("{field}: {message}"))
+            .with_details(serde_json::json!({ "field": field }))
     }
 
     /// 405 `METHOD_NOT_ALLOWED`.
@@ -259,6 +301,41 @@ impl fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// The answer for a storage error: 404, 409 or 400 naming the field, or 503 when the
+/// database cannot be reached; anything else is a logged 500.
+pub fn store_error(e: qrlp_store::StoreError) -> ApiError {
+    use qrlp_store::StoreError;
+    match e {
+        StoreError::NotFound => ApiError::not_found(),
+        StoreError::Conflict(what) => {
+            let message = match what.as_str() {
+                "email" => "A user with this email already exists".to_string(),
+                "name" => "An organization with this name already exists".to_string(),
+                "member" => "This user is already a member of the organization".to_string(),
+                "last_owner" => "An organization must keep at least one owner".to_string(),
+                other => format!("Conflict on {other}"),
+            };
+            ApiError::conflict(message).with_details(serde_json::json!({ "field": what }))
+        }
+        // The store's messages start with the field they are about: `email: ...`.
+        StoreError::Invalid(m) => match m.split_once(':') {
+            Some((field, _)) if !field.contains(' ') => {
+                let field = field.to_string();
+                ApiError::invalid_input(m).with_details(serde_json::json!({ "field": field }))
+            }
+            _ => ApiError::invalid_input(m),
+        },
+        e @ StoreError::Unavailable(..) => {
+            tracing::error!(error = %ErrorChain(&e), "database unavailable");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "Database unavailable; try again shortly",
+            )
+        }
+        e => ApiError::internal(e),
+    }
+}
+
 /// Answer for a path no route matches.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found()
@@ -277,6 +354,10 @@ mod tests {
     fn every_code_has_its_status_and_name() {
         for (code, status, name) in [
             (ErrorCode::InvalidInput, 400, "INVALID_INPUT"),
+            (ErrorCode::Unauthorized, 401, "UNAUTHORIZED"),
+            (ErrorCode::Forbidden, 403, "FORBIDDEN"),
+            (ErrorCode::Conflict, 409, "CONFLICT"),
+            (ErrorCode::RateLimited, 429, "RATE_LIMITED"),
             (ErrorCode::NotFound, 404, "NOT_FOUND"),
             (ErrorCode::MethodNotAllowed, 405, "METHOD_NOT_ALLOWED"),
             (ErrorCode::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"),

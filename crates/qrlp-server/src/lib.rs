@@ -25,8 +25,11 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod auth;
+pub mod authz;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;
@@ -37,10 +40,11 @@ pub mod request_id;
 pub mod routes;
 mod server;
 pub mod state;
+pub mod views;
 
 pub use app::{app, app_with};
-pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use error::{store_error, ApiError, ErrorBody, ErrorCode};
 pub use logging::init_logging;
 pub use request_id::RequestId;
-pub use server::{shutdown_signal, ServeError, Server};
+pub use server::{open_store, shutdown_signal, store_config, ServeError, Server};
 pub use state::AppState;

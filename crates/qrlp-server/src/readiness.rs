@@ -1,6 +1,7 @@
 //! Readiness: whether the dependencies this node is configured with can be reached.
 //!
-//! Today that is Redis when `redis.url` is set; later issues add the database.
+//! The database always (`database-unavailable`), and Redis when `redis.url` is set
+//! (`redis-unavailable`; the rate limiter's budgets live there).
 
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use tokio::sync::Mutex;
 /// Why the node is not ready, as `/readyz` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotReady {
+    /// The database did not answer in time.
+    DatabaseUnavailable,
     /// Redis is configured and did not answer PING in time.
     RedisUnavailable,
 }
@@ -18,6 +21,7 @@ impl NotReady {
     /// The `reason` of the 503 body.
     pub fn reason(self) -> &'static str {
         match self {
+            NotReady::DatabaseUnavailable => "database-unavailable",
             NotReady::RedisUnavailable => "redis-unavailable",
         }
     }
@@ -26,7 +30,11 @@ impl NotReady {
 /// The probes of one node.
 pub struct Readiness {
     redis: Option<RedisProbe>,
+    store: qrlp_store::Store,
 }
+
+/// How long the database may take to answer the readiness probe.
+const DATABASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct RedisProbe {
     client: redis::Client,
@@ -42,7 +50,10 @@ impl Readiness {
     ///
     /// # Errors
     /// When the Redis URL cannot be parsed.
-    pub fn new(redis: &RedisConfig) -> Result<Readiness, redis::RedisError> {
+    pub fn new(
+        redis: &RedisConfig,
+        store: qrlp_store::Store,
+    ) -> Result<Readiness, redis::RedisError> {
         let redis = if redis.is_configured() {
             Some(RedisProbe {
                 client: redis::Client::open(redis.url.as_str())?,
@@ -53,7 +64,7 @@ impl Readiness {
         } else {
             None
         };
-        Ok(Readiness { redis })
+        Ok(Readiness { redis, store })
     }
 
     /// Checks every configured dependency.
@@ -61,6 +72,17 @@ impl Readiness {
     /// # Errors
     /// The first dependency that cannot be reached.
     pub async fn check(&self) -> Result<(), NotReady> {
+        match tokio::time::timeout(DATABASE_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(database = %self.store.describe(), error = %e, "database readiness ping failed");
+                return Err(NotReady::DatabaseUnavailable);
+            }
+            Err(_) => {
+                tracing::warn!(database = %self.store.describe(), "database readiness ping timed out");
+                return Err(NotReady::DatabaseUnavailable);
+            }
+        }
         if let Some(redis) = &self.redis {
             redis.check().await?;
         }

@@ -10,16 +10,19 @@ use qrlp_config::Config;
 use tokio::net::TcpListener;
 
 use crate::app::app_with;
-use crate::state::AppState;
+use crate::state::{AppState, StateError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// `redis.url` was refused by the Redis client.
-    #[error("invalid redis.url: {0}")]
-    Redis(#[from] redis::RedisError),
+    /// The state (Redis client, rate limiter) could not be built.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The database could not be opened or migrated.
+    #[error("database")]
+    Store(#[from] qrlp_store::StoreError),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// `host:port` as configured.
         addr: String,
@@ -27,7 +30,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// Serving failed.
-    #[error("server error: {0}")]
+    #[error("server error")]
     Io(#[from] std::io::Error),
 }
 
@@ -40,11 +43,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `server.host:server.port` and builds the application. `config` should have
-    /// passed [`Config::validate`].
+    /// Opens the database (creating and migrating it as needed), binds
+    /// `server.host:server.port` and builds the application. `config` should have passed
+    /// [`Config::validate`].
     ///
     /// # Errors
-    /// When the address cannot be bound or the Redis URL cannot be used.
+    /// When the database cannot be opened or migrated, the address cannot be bound or the
+    /// Redis URL cannot be used.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         Server::bind_with(config, Router::new()).await
     }
@@ -62,7 +67,8 @@ impl Server {
             format!("{host}:{}", config.server.port)
         };
         let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
-        let state = AppState::new(config)?;
+        let store = open_store(&config).await?;
+        let state = AppState::new(config, store)?;
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
@@ -106,6 +112,7 @@ impl Server {
             // Small responses go out at once rather than waiting for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
         });
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .into_future();
@@ -130,26 +137,58 @@ impl Server {
     }
 }
 
+/// The store `config.storage` names: opened and migrated to the latest schema.
+///
+/// # Errors
+/// When it cannot be opened or a migration fails.
+pub async fn open_store(config: &Config) -> Result<qrlp_store::Store, qrlp_store::StoreError> {
+    let store = qrlp_store::Store::open(&store_config(config)).await?;
+    store.migrate().await?;
+    tracing::info!(database = %store.describe(), "database ready");
+    Ok(store)
+}
+
+/// The storage adapter's settings from the product configuration.
+pub fn store_config(config: &Config) -> qrlp_store::StoreConfig {
+    qrlp_store::StoreConfig {
+        database_url: Some(config.storage.database_url.clone()).filter(|u| !u.is_empty()),
+        data_dir: config.storage.data_dir.clone().into(),
+        max_connections: config.storage.max_connections,
+    }
+}
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+///
+/// The handlers are installed when this function is called, not when the future is first
+/// polled: a signal that arrives while the server is still starting is not lost and does not
+/// kill the process with the default action. Call it inside the runtime, before binding.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }

@@ -1,9 +1,14 @@
-//! What every handler can reach: the configuration, the metrics and the readiness probes.
+//! What every handler can reach: the configuration, the store, the authenticator, the rate
+//! limiter, the metrics and the readiness probes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use qrlp_config::Config;
+use qrlp_ratelimit::Limiter;
+use qrlp_store::Store;
 
+use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -17,20 +22,42 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     readiness: Readiness,
+    store: Store,
+    auth: Authenticator,
+    limiter: Option<Limiter>,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// `redis.url` was refused by the Redis client.
+    #[error("invalid redis.url: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The rate limiter could not be set up.
+    #[error("rate limiter: {0}")]
+    Limiter(#[from] qrlp_ratelimit::LimitError),
 }
 
 impl AppState {
-    /// State for a validated configuration.
+    /// State for a validated configuration and an opened, migrated store.
     ///
     /// # Errors
-    /// When the Redis URL cannot be parsed by the Redis client.
-    pub fn new(config: Config) -> Result<AppState, redis::RedisError> {
-        let readiness = Readiness::new(&config.redis)?;
+    /// When the Redis URL cannot be used.
+    pub fn new(config: Config, store: Store) -> Result<AppState, StateError> {
+        let readiness = Readiness::new(&config.redis, store.clone())?;
+        let limiter = crate::limits::limiter(&config)?;
+        let auth = Authenticator::new(
+            store.clone(),
+            Duration::from_millis(config.auth.key_cache_ttl_ms),
+        );
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
                 metrics: Metrics::default(),
                 readiness,
+                store,
+                auth,
+                limiter,
             }),
         })
     }
@@ -48,5 +75,20 @@ impl AppState {
     /// The readiness probes.
     pub fn readiness(&self) -> &Readiness {
         &self.inner.readiness
+    }
+
+    /// The repository: the only way handlers reach the database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Credential checks.
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    /// The rate limiter, unless limits are off.
+    pub fn limiter(&self) -> Option<&Limiter> {
+        self.inner.limiter.as_ref()
     }
 }

@@ -518,6 +518,7 @@ mod tests {
             default_back_color: Color::rgb(4, 5, 6),
             default_format: ImageFormat::Svg,
             cache_max_age_secs: 1,
+            ..QrConfig::default()
         };
         let req: QrRequest = serde_json::from_str(r#"{"url": "a.com"}"#).unwrap();
         let p = parse(req.fields(), &defaults).unwrap();

@@ -1,5 +1,10 @@
 //! Routes, grouped by the system they serve. Each module exposes its handlers, annotated
 //! for the OpenAPI document; [`crate::app::api_routes`] mounts them.
 
+pub mod api_keys;
+pub mod audit;
 pub mod health;
+pub mod orgs;
 pub mod qr;
+pub mod session;
+pub mod users;

@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The data directory (SQLite database), removed when the app is dropped; `None` when
+    /// the configuration named its own.
+    pub data_dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ServeError>>>,
 }
@@ -26,6 +29,15 @@ impl TestApp {
     pub async fn start_with(mut config: Config, extra: Router<AppState>) -> TestApp {
         config.server.host = "127.0.0.1".into();
         config.server.port = 0;
+        let data_dir = if config.storage.data_dir == qrlp_config::StorageConfig::default().data_dir
+            && config.storage.database_url.is_empty()
+        {
+            let dir = tempfile::tempdir().expect("temp dir");
+            config.storage.data_dir = dir.path().display().to_string();
+            Some(dir)
+        } else {
+            None
+        };
         config.validate().expect("test configuration is valid");
         let server = Server::bind_with(config, extra).await.expect("binds");
         let addr = server.local_addr();
@@ -36,6 +48,7 @@ impl TestApp {
         TestApp {
             addr,
             client: reqwest::Client::new(),
+            data_dir,
             shutdown: Some(tx),
             handle: Some(handle),
         }

@@ -6,4 +6,5 @@ mod common;
 mod envelope;
 mod lifecycle;
 mod openapi;
+mod platform;
 mod qr;

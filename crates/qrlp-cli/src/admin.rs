@@ -1,0 +1,184 @@
+//! `qrlp migrate` and `qrlp admin bootstrap`: database commands that work with the server
+//! stopped or running (SQLite's WAL and busy timeout let both share the file; PostgreSQL
+//! serialises the migrations itself).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use qrlp_config::{Config, Override};
+use qrlp_store::{NewApiKeyMaterial, Plan, StoreError};
+
+/// Exit code for a configuration that does not load or validate.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+/// Where the database is: the configuration's sources plus two flags.
+#[derive(Args, Debug)]
+pub struct StorageArgs {
+    /// Configuration file: TOML, JSON or YAML (by extension).
+    #[arg(long, short = 'c', env = "QRLP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded SQLite database [default: ./qrlp-data, or
+    /// $QRLP_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Database URL: postgres://... for PostgreSQL [default: SQLite in the data directory,
+    /// or $DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl StorageArgs {
+    /// The flags as configuration overrides.
+    pub fn overrides(&self) -> Vec<Override> {
+        let mut flags = Vec::new();
+        if let Some(dir) = &self.data_dir {
+            flags.push(Override::new("storage.data_dir", dir.clone(), "--data-dir"));
+        }
+        if let Some(url) = &self.database_url {
+            flags.push(Override::new(
+                "storage.database_url",
+                url.clone(),
+                "--database-url",
+            ));
+        }
+        flags
+    }
+
+    fn load(&self) -> Result<Config, ExitCode> {
+        Config::load(self.config.as_deref(), &self.overrides()).map_err(|problems| {
+            eprintln!("error: {problems}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+/// Applies every pending migration.
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.storage.load() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    runtime()?.block_on(async {
+        let store = qrlp_store::Store::open(&qrlp_server::store_config(&config))
+            .await
+            .context("cannot open the database")?;
+        store.migrate().await.context("migration failed")?;
+        println!("database {} is up to date", store.describe());
+        store.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create an organization, its owner and an API key, and print the key once.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Args, Debug)]
+struct BootstrapArgs {
+    /// Name of the new organization (must not exist yet).
+    #[arg(long, value_name = "NAME")]
+    org: String,
+    /// Email of the owner: an existing user is reused, otherwise one is created.
+    #[arg(long, value_name = "EMAIL")]
+    email: String,
+    /// Display name of a new owner [default: the part of the email before @]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Plan of the organization.
+    #[arg(long, default_value = "free", value_parser = ["free", "starter", "professional", "enterprise"])]
+    plan: String,
+    /// Name of the API key.
+    #[arg(long, default_value = "bootstrap", value_name = "NAME")]
+    key_name: String,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+pub fn admin(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AdminCommand::Bootstrap(b) => bootstrap(b),
+    }
+}
+
+fn bootstrap(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.storage.load() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    // The store's rules, so that the command and the API accept the same names.
+    let org = qrlp_store::valid_name("--org", &args.org).map_err(anyhow::Error::new)?;
+    let email = qrlp_store::valid_email(&args.email)
+        .map_err(|e| anyhow::anyhow!("--email {:?}: {e}", args.email))?;
+    let local = email.split('@').next().unwrap_or_default();
+    let name = args.name.clone().unwrap_or_else(|| local.to_string());
+    let plan: Plan = args
+        .plan
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown plan {}", args.plan))?;
+    runtime()?.block_on(async {
+        let store = qrlp_store::Store::open(&qrlp_server::store_config(&config))
+            .await
+            .context("cannot open the database")?;
+        store.migrate().await.context("migration failed")?;
+        let key = qrlp_store::secret::generate_api_key();
+        let material = NewApiKeyMaterial {
+            name: args.key_name.clone(),
+            prefix: key.prefix.clone(),
+            hash: key.hash,
+        };
+        let result = store.bootstrap(&org, plan, &email, &name, material).await;
+        store.close().await;
+        match result {
+            Ok(done) => {
+                eprintln!(
+                    "organization {:?} ({}) created on the {} plan; owner {} ({}){}",
+                    done.organization.name,
+                    done.organization.id,
+                    done.organization.plan.as_str(),
+                    done.user.email,
+                    done.user.id,
+                    if done.user_created {
+                        ", a new user"
+                    } else {
+                        ", an existing user"
+                    }
+                );
+                eprintln!(
+                    "API key {:?} ({}). It is shown once, below; store it now:",
+                    done.api_key.name, done.api_key.prefix
+                );
+                println!("{}", key.secret);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(StoreError::Conflict(field)) if field == "name" => {
+                eprintln!(
+                    "error: an organization named {org:?} already exists; nothing was changed"
+                );
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("bootstrap failed; nothing was changed")),
+        }
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,75 @@
+//! The two macros that let one piece of query code serve both backends.
+
+/// Runs `$body` with `$pool` bound to the concrete pool (and `$d` to the backend's
+/// [`crate::sql::Dialect`]). The body is compiled once per backend, so the same query code
+/// serves both while every value stays natively typed.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident, $d:ident| $body:expr) => {
+        match &$store.inner.backend {
+            $crate::Backend::Sqlite($pool) => {
+                let $d = &$crate::sql::SQLITE;
+                $body
+            }
+            $crate::Backend::Postgres($pool) => {
+                let $d = &$crate::sql::POSTGRES;
+                $body
+            }
+        }
+    };
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.inner.backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Inserts one audit record (`$entry: &AuditEntry`) on `$conn`: the transaction of the
+/// change for every audited mutation.
+macro_rules! insert_audit {
+    ($conn:expr, $entry:expr) => {{
+        let e: &$crate::audit::AuditEntry<'_> = $entry;
+        sqlx::query($crate::sql::INSERT_AUDIT)
+            .bind(::uuid::Uuid::now_v7())
+            .bind(e.org_id)
+            .bind(e.ctx.actor.type_str())
+            .bind(e.ctx.actor.id())
+            .bind(e.action)
+            .bind(e.target_type)
+            .bind(e.target_id.as_deref())
+            .bind(e.ctx.ip.as_deref())
+            .bind(
+                e.ctx
+                    .user_agent
+                    .as_deref()
+                    .map($crate::audit::cut_user_agent),
+            )
+            .bind(e.ctx.request_id.as_deref())
+            .bind(::sqlx::types::Json(&e.details))
+            .bind($crate::db::Ts(e.at))
+            .execute($conn)
+            .await
+            .map(drop)
+    }};
+}
+
+/// Inserts an API key row (`$key: &ApiKey`, `$hash: &[u8; 32]`) on `$conn`.
+macro_rules! insert_api_key {
+    ($conn:expr, $key:expr, $hash:expr) => {{
+        let k: &$crate::model::ApiKey = $key;
+        let hash: &[u8; 32] = $hash;
+        sqlx::query($crate::sql::INSERT_API_KEY)
+            .bind(k.id)
+            .bind(k.org_id)
+            .bind(&k.name)
+            .bind(&k.prefix)
+            .bind(&hash[..])
+            .bind(::sqlx::types::Json(&k.scopes))
+            .bind(k.created_by)
+            .bind($crate::db::Ts(k.created_at))
+            .bind(k.expires_at.map($crate::db::Ts))
+            .execute($conn)
+            .await
+            .map(drop)
+    }};
+}

@@ -1,0 +1,174 @@
+//! Secrets: API keys, password hashes, session and CSRF tokens.
+//!
+//! Pure functions over the operating system's random source; no database access. API keys
+//! and session tokens are stored only as SHA-256 hashes, passwords only as argon2id PHC strings.
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::error::StoreError;
+
+/// Every API key starts with this.
+pub const API_KEY_PREFIX: &str = "qrlp_";
+/// Number of base62 characters after [`API_KEY_PREFIX`] (40 × log2(62) ≈ 238 bits).
+pub const API_KEY_RANDOM_LEN: usize = 40;
+/// Length of the visible prefix kept with a key: `qrlp_` and 7 random characters.
+pub const API_KEY_VISIBLE_LEN: usize = 12;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A freshly generated API key. The secret is shown to the user once; only `prefix` and
+/// `hash` are stored. `Debug` hides the secret.
+#[derive(Clone)]
+pub struct GeneratedKey {
+    /// The whole key, `qrlp_` + 40 base62 characters.
+    pub secret: String,
+    /// The first 12 characters of the secret, e.g. `qrlp_AbC1dEf`.
+    pub prefix: String,
+    /// SHA-256 of the whole secret.
+    pub hash: [u8; 32],
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("secret", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Fills `buf` from the operating system's random source.
+///
+/// # Panics
+/// When the operating system cannot provide randomness; no secret can be made safely then.
+fn fill_random(buf: &mut [u8]) {
+    #[allow(clippy::expect_used)]
+    getrandom::fill(buf).expect("the operating system's random source failed");
+}
+
+/// `n` uniformly random base62 characters (rejection sampling, no modulo bias).
+fn random_base62(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        fill_random(&mut buf);
+        for &b in &buf {
+            // 248 = 4 × 62: bytes above it would favour the first characters.
+            if b < 248 && out.len() < n {
+                out.push(char::from(BASE62[usize::from(b % 62)]));
+            }
+        }
+    }
+    out
+}
+
+/// Generates a new API key with its visible prefix and hash.
+pub fn generate_api_key() -> GeneratedKey {
+    let secret = format!("{API_KEY_PREFIX}{}", random_base62(API_KEY_RANDOM_LEN));
+    let prefix = secret[..API_KEY_VISIBLE_LEN].to_owned();
+    let hash = hash_api_key(&secret);
+    GeneratedKey {
+        secret,
+        prefix,
+        hash,
+    }
+}
+
+/// SHA-256 of the whole key (the form in which keys are stored and looked up).
+pub fn hash_api_key(secret: &str) -> [u8; 32] {
+    sha256(secret.as_bytes())
+}
+
+/// True when `s` has the shape of a qrlp API key: `qrlp_` + 40 base62 characters.
+pub fn looks_like_api_key(s: &str) -> bool {
+    s.strip_prefix(API_KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == API_KEY_RANDOM_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// The argon2id (default parameters) PHC string for `password`, with a random salt.
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    if password.is_empty() {
+        return Err(StoreError::invalid("password", "must not be empty"));
+    }
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Internal("cannot hash the password".into(), Some(Box::new(e))))
+}
+
+/// Checks `password` against an argon2 PHC string (constant-time comparison inside argon2).
+/// A malformed PHC string verifies nothing.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
+}
+
+/// A session token for a cookie: 32 random bytes as base64url without padding, and its
+/// SHA-256 (the form stored).
+pub fn generate_token() -> (String, [u8; 32]) {
+    let token = random_base64url(32);
+    let hash = sha256(token.as_bytes());
+    (token, hash)
+}
+
+/// SHA-256 of a session token as sent back by the browser.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    sha256(token.as_bytes())
+}
+
+/// A CSRF token: 32 random bytes as base64url without padding.
+pub fn generate_csrf_token() -> String {
+    random_base64url(32)
+}
+
+fn random_base64url(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    fill_random(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base62_is_roughly_uniform() {
+        let s = random_base62(62 * 200);
+        let mut counts = [0u32; 62];
+        for b in s.bytes() {
+            if let Some(i) = BASE62.iter().position(|&c| c == b) {
+                counts[i] += 1;
+            }
+        }
+        // Expected 200 each; a biased generator would skew the first four characters.
+        assert!(
+            counts.iter().all(|&c| (100..=320).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn shapes() {
+        assert!(!looks_like_api_key("qrlp_short"));
+        assert!(!looks_like_api_key(&format!("qrlp_{}", "-".repeat(40))));
+        assert!(looks_like_api_key(&format!("qrlp_{}", "a".repeat(40))));
+        assert!(!looks_like_api_key(&format!("qrlx_{}", "a".repeat(40))));
+        let (token, hash) = generate_token();
+        assert_eq!(token.len(), 43);
+        assert_eq!(hash_token(&token), hash);
+        assert_eq!(generate_csrf_token().len(), 43);
+    }
+}
