@@ -4,11 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod batch;
+mod caption;
 mod config_init;
 mod encode;
+mod generate;
+mod live_common;
 mod serve;
 mod symbol_args;
+mod verify;
 
 /// qrlp: QR codes people can trust.
 #[derive(Parser, Debug)]
@@ -28,6 +33,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Write the full default configuration file.
     ConfigInit(config_init::ConfigInitArgs),
+    /// Create or upgrade the database schema (the server also does this at start).
+    Migrate(admin::MigrateArgs),
+    /// Administration: `qrlp admin bootstrap --org NAME --email EMAIL`.
+    Admin(admin::AdminArgs),
+    /// Make one signed live frame: a QR image and/or its JSON document.
+    Generate(generate::GenerateArgs),
+    /// Verify a live frame (text, file or PNG photo); exit 0 only if valid.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +50,10 @@ fn main() -> ExitCode {
         Command::Batch(args) => batch::run(args),
         Command::Serve(args) => serve::run(args),
         Command::ConfigInit(args) => config_init::run(args),
+        Command::Migrate(args) => admin::migrate(args),
+        Command::Admin(args) => admin::admin(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(code) => code,
