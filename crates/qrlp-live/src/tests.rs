@@ -376,6 +376,17 @@ fn each_failure_has_its_reason() {
         VerifierOptions::default(),
     );
     expect(&closed.verify(&text, NOW), ReasonCode::KeyExpired);
+    // A timestamp moved before the key's window by tampering is a bad signature, not a key
+    // window problem: the window is judged only on an authenticated timestamp.
+    let j = json(&g, &c, Seal::default());
+    let moved = j.replace("2025-01-11T15:30:45.123Z", "2025-01-11T15:30:45.122Z");
+    assert_ne!(moved, j);
+    let at_creation = Verifier::new(
+        KeySet::from_identity(&id, NOW, None),
+        VerifierOptions::default(),
+    );
+    expect(&at_creation.verify(&j, NOW), ReasonCode::Ok);
+    expect(&at_creation.verify(&moved, NOW), ReasonCode::BadSignature);
 
     // Malformed input of any kind.
     for bad in [

@@ -99,12 +99,12 @@ pub enum ReasonCode {
     UnknownKeyId,
     /// The key set lists this key id for a different suite.
     KeyAlgorithmMismatch,
+    /// The signature does not verify (tampered frame or wrong key).
+    BadSignature,
     /// The frame is older than its key's `not_before`.
     KeyNotYetValid,
     /// The key's `not_after` has passed (at verification or at the frame's time).
     KeyExpired,
-    /// The signature does not verify (tampered frame or wrong key).
-    BadSignature,
     /// The verifier has an HMAC key but the frame carries no HMAC.
     HmacMissing,
     /// The frame's HMAC names another key or algorithm.
@@ -143,9 +143,9 @@ impl ReasonCode {
             ReasonCode::AlgorithmNotAllowed => "algorithm_not_allowed",
             ReasonCode::UnknownKeyId => "unknown_key_id",
             ReasonCode::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            ReasonCode::BadSignature => "bad_signature",
             ReasonCode::KeyNotYetValid => "key_not_yet_valid",
             ReasonCode::KeyExpired => "key_expired",
-            ReasonCode::BadSignature => "bad_signature",
             ReasonCode::HmacMissing => "hmac_missing",
             ReasonCode::HmacKeyUnknown => "hmac_key_unknown",
             ReasonCode::HmacMismatch => "hmac_mismatch",
@@ -601,29 +601,31 @@ impl Verifier {
                                 ReasonCode::KeyAlgorithmMismatch,
                                 format!("key {} is a {} key", entry.kid(), entry.key.suite()),
                             );
-                        } else if f.timestamp_ms < entry.not_before_ms {
-                            fail(
-                                ReasonCode::KeyNotYetValid,
-                                format!("frame predates key {}", entry.kid()),
-                            );
-                        } else if entry
-                            .not_after_ms
-                            .is_some_and(|na| now > na || f.timestamp_ms > na)
-                        {
-                            fail(
-                                ReasonCode::KeyExpired,
-                                format!("key {} has expired", entry.kid()),
-                            );
                         } else {
+                            // The signature first: the key's window is judged on the frame's
+                            // timestamp, which means something only once it is authenticated.
                             let sigs: Vec<&[u8]> = claim.sigs.iter().map(Vec::as_slice).collect();
-                            if !sigs.is_empty() && parsed.verify(&claim.message, &sigs) {
-                                signature_verified = true;
-                                key_id = Some(entry.kid().to_string());
-                            } else {
+                            if sigs.is_empty() || !parsed.verify(&claim.message, &sigs) {
                                 fail(
                                     ReasonCode::BadSignature,
                                     format!("signature does not verify with key {}", entry.kid()),
                                 );
+                            } else if f.timestamp_ms < entry.not_before_ms {
+                                fail(
+                                    ReasonCode::KeyNotYetValid,
+                                    format!("frame predates key {}", entry.kid()),
+                                );
+                            } else if entry
+                                .not_after_ms
+                                .is_some_and(|na| now > na || f.timestamp_ms > na)
+                            {
+                                fail(
+                                    ReasonCode::KeyExpired,
+                                    format!("key {} has expired", entry.kid()),
+                                );
+                            } else {
+                                signature_verified = true;
+                                key_id = Some(entry.kid().to_string());
                             }
                         }
                     } else {
