@@ -17,7 +17,7 @@ use qrlp_render::{render_png, render_terminal, RenderOptions, TerminalOptions};
 use serde_json::{json, Value};
 
 use crate::caption::{self, Raster, ADVANCE_H, ADVANCE_W};
-use crate::live_common::{identity_hash, identity_path, now_ms};
+use crate::live_common::{identity_hash, identity_path, now_ms, shared_keys, SharedKeys};
 
 /// What `qrlp generate` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,6 +61,10 @@ The JSON document (--format json or both) is one object:
   key_id           hex key id of the signing key; algorithm: its suite name
   sequence_number, timestamp (ISO-8601 UTC), ttl_ms
 `qrlp verify` accepts the whole document, `frame`, or `qr_data`.
+
+With security.hmac_secret set (in --config or QRLP_HMAC_SECRET) every frame carries an
+HMAC under it; with security.data_key_secret (QRLP_DATA_KEY_SECRET) --encrypt seals the user
+data. `qrlp verify` checks both when given the same secrets.
 
 The identity file is created on first use (mode 0600) in $QRLP_DATA_DIR (default
 ./qrlp-data); a sequence counter `<identity>.seq` beside it increases on every run.";
@@ -110,6 +114,13 @@ pub struct GenerateArgs {
     /// Pixels per module.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub box_size: u32,
+    /// Encrypt the user data (ChaCha20-Poly1305) under the configured data key.
+    #[arg(long, requires = "user_data")]
+    pub encrypt: bool,
+    /// Configuration file (TOML, JSON or YAML) whose `security` section gives the HMAC and
+    /// data keys; the environment overrides it.
+    #[arg(long, short = 'c', env = "QRLP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 fn parse_ecc(s: &str) -> Result<EcLevel, String> {
@@ -141,6 +152,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     if args.format == OutputFormat::Both && args.output.is_none() {
         bail!("--format both needs --output NAME (writes NAME.png and NAME.json)");
     }
+    let keys = shared_keys(args.config.as_deref())?;
+    if args.encrypt && keys.data.is_none() {
+        bail!("--encrypt needs a data key: set security.data_key_secret or QRLP_DATA_KEY_SECRET");
+    }
     let path = identity_path(args.identity_file.as_deref());
     let now = now_ms();
     ensure_parent(&path)?;
@@ -148,7 +163,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let identity = store.current();
     let sequence = next_sequence(&sequence_path(&path))?;
 
-    let g = generate(&identity, suite, &args, sequence, now, user_data)?;
+    let g = generate(&identity, &keys, suite, &args, sequence, now, user_data)?;
     let code = QrCode::encode_text_with(
         &g.frame,
         &Options {
@@ -224,13 +239,24 @@ fn parse_user_data(text: Option<&str>) -> anyhow::Result<Option<UserData>> {
 
 fn generate(
     identity: &Arc<SigningIdentity>,
+    keys: &SharedKeys,
     suite: Suite,
     args: &GenerateArgs,
     sequence: u64,
     now: u64,
     user_data: Option<UserData>,
 ) -> anyhow::Result<Generated> {
-    let generator = Generator::new(identity.clone()).with_suite(suite)?;
+    let mut generator = Generator::new(identity.clone()).with_suite(suite)?;
+    if let Some(k) = &keys.hmac {
+        generator = generator.with_hmac_key(Arc::clone(k));
+    }
+    if let Some(k) = &keys.data {
+        generator = generator.with_data_key(Arc::clone(k));
+    }
+    let seal = Seal {
+        sign: true,
+        encrypt: args.encrypt,
+    };
     let ed = identity
         .public_key(Suite::Ed25519)
         .context("the identity has no Ed25519 key")?;
@@ -246,11 +272,11 @@ fn generate(
         user_data,
         ..FrameContent::default()
     };
-    let qr_data = generator.json_os(&content, Seal::default())?;
+    let qr_data = generator.json_os(&content, seal)?;
     let frame = if args.json_frame {
         qr_data.to_json()
     } else {
-        generator.compact_os(&content, Seal::default())?
+        generator.compact_os(&content, seal)?
     };
     Ok(Generated {
         suite,

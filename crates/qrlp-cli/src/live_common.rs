@@ -2,9 +2,12 @@
 //! the issuer's identity hash.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use qrlp_live::{KeySet, Suite, ED25519_PUBLIC_KEY_LEN};
+use anyhow::{anyhow, Context};
+use qrlp_config::Config;
+use qrlp_live::{DataKey, HmacKey, KeySet, Suite, ED25519_PUBLIC_KEY_LEN};
 use sha2::{Digest, Sha256};
 
 /// The data directory: `$QRLP_DATA_DIR`, or `./qrlp-data`.
@@ -18,6 +21,35 @@ pub fn data_dir() -> PathBuf {
 /// The identity file to use: the one given, else `<data dir>/identity.json`.
 pub fn identity_path(given: Option<&Path>) -> PathBuf {
     given.map_or_else(|| data_dir().join("identity.json"), Path::to_owned)
+}
+
+/// The symmetric keys of the configuration's `security` section (file `config`, then the
+/// environment: `QRLP_HMAC_SECRET`, `QRLP_DATA_KEY_SECRET`, …). A secret left empty gives
+/// `None`: a command-line frame then carries no HMAC, since a random key could be checked by
+/// nobody else.
+pub struct SharedKeys {
+    pub hmac: Option<Arc<HmacKey>>,
+    pub data: Option<Arc<DataKey>>,
+}
+
+pub fn shared_keys(config: Option<&Path>) -> anyhow::Result<SharedKeys> {
+    let config = Config::load(config, &[]).map_err(|problems| anyhow!("{problems}"))?;
+    let sec = &config.security;
+    let hmac = if sec.hmac_secret.is_empty() {
+        None
+    } else {
+        let key = HmacKey::from_secret(&sec.hmac_key_id, sec.hmac_secret.as_bytes())
+            .context("security.hmac_secret")?;
+        Some(Arc::new(key))
+    };
+    let data = if sec.data_key_secret.is_empty() {
+        None
+    } else {
+        let key = DataKey::from_secret(&sec.data_key_id, sec.data_key_secret.as_bytes())
+            .context("security.data_key_secret")?;
+        Some(Arc::new(key))
+    };
+    Ok(SharedKeys { hmac, data })
 }
 
 /// Now, in ms since the Unix epoch (0 for a clock before 1970).

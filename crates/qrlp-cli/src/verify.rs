@@ -12,7 +12,7 @@ use qrlp_live::{
 };
 use serde_json::Value;
 
-use crate::live_common::{expected_identity, identity_path, now_ms};
+use crate::live_common::{expected_identity, identity_path, now_ms, shared_keys, SharedKeys};
 
 const AFTER_HELP: &str = "\
 The frame may be compact text (QL1:…), the seed's QRData JSON, or the JSON document written
@@ -20,6 +20,10 @@ by `qrlp generate` (its `frame` is checked). `-` reads standard input.
 
 Keys come from the identity file (read only; never created here) or from an exported key
 set. The identity hash is checked against the signing key's identity.
+
+With security.hmac_secret (in --config or QRLP_HMAC_SECRET) the frame must carry a matching
+HMAC; with security.data_key_secret (QRLP_DATA_KEY_SECRET) encrypted user data is decrypted
+and shown. Without them those layers are reported as not checked.
 
 Exit status: 0 valid; 1 invalid (the reason is printed); 2 unusable input (unreadable file,
 no QR code in the image, missing keys).";
@@ -50,19 +54,29 @@ pub struct VerifyArgs {
     /// Print the full report as JSON.
     #[arg(long, conflicts_with = "verbose")]
     pub json: bool,
+    /// Configuration file (TOML, JSON or YAML) whose `security` section gives the HMAC and
+    /// data keys; the environment overrides it.
+    #[arg(long, short = 'c', env = "QRLP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 /// Runs `qrlp verify`: exit 0 valid, 1 invalid, 2 for input errors.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let prepared = read_frame(&args).and_then(|frame| Ok((frame, load_keys(&args)?)));
-    let (frame, keys) = match prepared {
+    let prepared = read_frame(&args).and_then(|frame| {
+        Ok((
+            frame,
+            load_keys(&args)?,
+            shared_keys(args.config.as_deref())?,
+        ))
+    });
+    let (frame, keys, shared) = match prepared {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(2));
         }
     };
-    let report = verify(&frame, keys);
+    let report = verify(&frame, keys, shared);
     let out = if args.json {
         report.to_json()
     } else if args.verbose {
@@ -150,13 +164,20 @@ fn claimed_key_id(frame: &str) -> Option<String> {
     }
 }
 
-fn verify(frame: &str, keys: KeySet) -> VerificationReport {
+fn verify(frame: &str, keys: KeySet, shared: SharedKeys) -> VerificationReport {
     let expected = claimed_key_id(frame).and_then(|kid| expected_identity(&keys, &kid));
     let options = VerifierOptions {
         expected_identity: expected,
         ..VerifierOptions::default()
     };
-    Verifier::new(keys, options).verify(frame, now_ms())
+    let mut verifier = Verifier::new(keys, options);
+    if let Some(k) = shared.hmac {
+        verifier = verifier.with_hmac_key(k);
+    }
+    if let Some(k) = shared.data {
+        verifier = verifier.with_data_key(k);
+    }
+    verifier.verify(frame, now_ms())
 }
 
 fn age(report: &VerificationReport) -> String {

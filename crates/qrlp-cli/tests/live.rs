@@ -22,6 +22,11 @@ impl Dir {
     /// `qrlp` with this directory as its data directory and nothing from the caller's
     /// environment that could change its behaviour.
     fn qrlp(&self, args: &[&str]) -> Output {
+        self.qrlp_with(&[], args)
+    }
+
+    /// As [`Dir::qrlp`], with `env` set.
+    fn qrlp_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_qrlp"));
         for var in [
             "PORT",
@@ -29,10 +34,14 @@ impl Dir {
             "QRLP_CONFIG",
             "DATABASE_URL",
             "RUST_LOG",
+            "QRLP_HMAC_SECRET",
+            "QRLP_DATA_KEY_SECRET",
         ] {
             c.env_remove(var);
         }
-        c.env("QRLP_DATA_DIR", &self.0).args(args);
+        c.env("QRLP_DATA_DIR", &self.0)
+            .envs(env.iter().copied())
+            .args(args);
         c.output().unwrap()
     }
 }
@@ -316,4 +325,101 @@ fn verbose_prints_every_layer() {
         "{}",
         stdout(&v)
     );
+}
+
+const HMAC: (&str, &str) = ("QRLP_HMAC_SECRET", "a shared hmac secret of 32 bytes");
+const DATA: (&str, &str) = ("QRLP_DATA_KEY_SECRET", "a shared data key secret, 32 byt");
+
+fn report(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn a_configured_hmac_secret_is_carried_and_checked() {
+    let dir = Dir::new("hmac");
+    for format in [&["--compact"][..], &["--json-frame"][..]] {
+        let mut args = vec!["generate", "--format", "json"];
+        args.extend_from_slice(format);
+        let g = dir.qrlp_with(&[HMAC], &args);
+        assert_eq!(code(&g), 0, "{}", stderr(&g));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
+        let frame = doc["frame"].as_str().unwrap().to_string();
+
+        // Same secret: the HMAC layer verifies.
+        let v = dir.qrlp_with(&[HMAC], &["verify", "--json", &frame]);
+        assert_eq!(code(&v), 0, "{}", stdout(&v));
+        assert_eq!(report(&v)["hmac_verified"], true);
+        // Without the secret: valid, the layer is not checked.
+        let v = dir.qrlp(&["verify", "--json", &frame]);
+        assert_eq!(code(&v), 0, "{}", stdout(&v));
+        assert_eq!(report(&v)["hmac_verified"], false);
+        // Another secret under the same key name: refused.
+        let other = ("QRLP_HMAC_SECRET", "another secret, also long enough");
+        let v = dir.qrlp_with(&[other], &["verify", &frame]);
+        assert_eq!(code(&v), 1, "{}", stdout(&v));
+        assert!(
+            stdout(&v).starts_with("invalid: hmac_mismatch"),
+            "{}",
+            stdout(&v)
+        );
+    }
+    // A frame made without the secret fails a verifier that requires it.
+    let g = dir.qrlp(&["generate", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
+    let v = dir.qrlp_with(&[HMAC], &["verify", doc["frame"].as_str().unwrap()]);
+    assert_eq!(code(&v), 1, "{}", stdout(&v));
+    assert!(
+        stdout(&v).starts_with("invalid: hmac_missing"),
+        "{}",
+        stdout(&v)
+    );
+}
+
+#[test]
+fn encrypted_user_data_is_read_with_the_key_and_reported_without_it() {
+    let dir = Dir::new("encrypt");
+    let user = r#"{"seat":"14C","holder":"A. Person"}"#;
+    let no_key = dir.qrlp(&[
+        "generate",
+        "--format",
+        "json",
+        "--encrypt",
+        "--user-data",
+        user,
+    ]);
+    assert_eq!(code(&no_key), 1);
+    assert!(
+        stderr(&no_key).contains("--encrypt needs a data key"),
+        "{}",
+        stderr(&no_key)
+    );
+
+    let g = dir.qrlp_with(
+        &[DATA],
+        &[
+            "generate",
+            "--format",
+            "json",
+            "--encrypt",
+            "--user-data",
+            user,
+        ],
+    );
+    assert_eq!(code(&g), 0, "{}", stderr(&g));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
+    let frame = doc["frame"].as_str().unwrap().to_string();
+    assert!(!frame.contains("14C"));
+
+    let with_key = dir.qrlp_with(&[DATA], &["verify", "--json", &frame]);
+    assert_eq!(code(&with_key), 0, "{}", stdout(&with_key));
+    let r = report(&with_key);
+    assert_eq!(r["encrypted"], true);
+    assert_eq!(r["user_data"]["seat"], "14C");
+
+    let without = dir.qrlp(&["verify", "--json", &frame]);
+    assert_eq!(code(&without), 0, "{}", stdout(&without));
+    let r = report(&without);
+    assert_eq!(r["encrypted"], true);
+    assert!(r["user_data"].get("seat").is_none(), "{r}");
+    assert_eq!(r["signature_verified"], true);
 }
