@@ -962,3 +962,42 @@ async fn unauthenticated_routes_and_failed_credentials_spend_the_address_budget(
         assert_eq!(p.app.get("/v1/qr?url=a.example").await.status(), 200);
     }
 }
+
+/// Redis configured but unreachable: `closed` refuses budgeted requests with 503
+/// `UNAVAILABLE` (request id, JSON envelope) and no lingering; `open` lets them through.
+#[tokio::test]
+async fn an_unreachable_rate_limiter_fails_closed_or_open_as_configured() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (mode, expected) in [
+        (qrlp_config::FailMode::Closed, 503),
+        (qrlp_config::FailMode::Open, 200),
+    ] {
+        let mut config = Config::default();
+        config.redis.url = format!("redis://127.0.0.1:{port}");
+        config.rate_limit.redis_fail_mode = mode;
+        let p = Platform::start_with(config).await;
+        let org = p.bootstrap("Limited", Plan::Free).await;
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let r = p
+                .call(Method::GET, "/api/v1/users/me", Some(&org.key), None)
+                .await;
+            assert!(started.elapsed() < std::time::Duration::from_secs(3));
+            if expected == 503 {
+                let e = error_body(r, 503).await;
+                assert_eq!(e["code"], "UNAVAILABLE", "{e}");
+            } else {
+                assert_eq!(r.status(), 200, "{mode:?}");
+            }
+        }
+        // Routes outside the budget are untouched by the limiter's state.
+        assert_eq!(
+            p.call(Method::GET, "/healthz", None, None).await.status(),
+            200
+        );
+    }
+}
