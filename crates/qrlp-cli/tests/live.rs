@@ -394,32 +394,37 @@ fn encrypted_user_data_is_read_with_the_key_and_reported_without_it() {
         stderr(&no_key)
     );
 
-    let g = dir.qrlp_with(
-        &[DATA],
-        &[
-            "generate",
-            "--format",
-            "json",
-            "--encrypt",
-            "--user-data",
-            user,
-        ],
-    );
-    assert_eq!(code(&g), 0, "{}", stderr(&g));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
-    let frame = doc["frame"].as_str().unwrap().to_string();
-    assert!(!frame.contains("14C"));
+    for format in ["--compact", "--json-frame"] {
+        let g = dir.qrlp_with(
+            &[DATA],
+            &[
+                "generate",
+                "--format",
+                "json",
+                format,
+                "--encrypt",
+                "--user-data",
+                user,
+            ],
+        );
+        assert_eq!(code(&g), 0, "{}", stderr(&g));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
+        let frame = doc["frame"].as_str().unwrap().to_string();
+        // "A. Person" cannot occur by chance in base45, base64 or hex text.
+        assert!(!frame.contains("A. Person"), "{frame}");
 
-    let with_key = dir.qrlp_with(&[DATA], &["verify", "--json", &frame]);
-    assert_eq!(code(&with_key), 0, "{}", stdout(&with_key));
-    let r = report(&with_key);
-    assert_eq!(r["encrypted"], true);
-    assert_eq!(r["user_data"]["seat"], "14C");
+        let with_key = dir.qrlp_with(&[DATA], &["verify", "--json", &frame]);
+        assert_eq!(code(&with_key), 0, "{}", stdout(&with_key));
+        let r = report(&with_key);
+        assert_eq!(r["encrypted"], true);
+        assert_eq!(r["user_data"]["seat"], "14C");
+        assert_eq!(r["user_data"]["holder"], "A. Person");
 
-    let without = dir.qrlp(&["verify", "--json", &frame]);
-    assert_eq!(code(&without), 0, "{}", stdout(&without));
-    let r = report(&without);
-    assert_eq!(r["encrypted"], true);
-    assert!(r["user_data"].get("seat").is_none(), "{r}");
-    assert_eq!(r["signature_verified"], true);
+        let without = dir.qrlp(&["verify", "--json", &frame]);
+        assert_eq!(code(&without), 0, "{}", stdout(&without));
+        let r = report(&without);
+        assert_eq!(r["encrypted"], true);
+        assert!(r["user_data"].get("seat").is_none(), "{r}");
+        assert_eq!(r["signature_verified"], true);
+    }
 }
