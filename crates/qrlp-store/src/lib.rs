@@ -160,16 +160,19 @@ fn is_sqlite_file(path: &Path) -> bool {
     !(name.is_empty() || name.contains(":memory:") || name.starts_with("file:"))
 }
 
-/// Opens `<db>.migrate.lock` and waits (off the async threads) for an exclusive lock on it.
-/// The lock is released when the returned file is dropped, or when the process dies.
-async fn lock_for_migration(db: &Path) -> Result<std::fs::File, StoreError> {
+/// Opens `<db>.setup.lock` and waits (off the async threads) for an exclusive lock on it.
+/// Held while a process opens the file (the first connection may switch a new file to WAL,
+/// which SQLite can refuse at once with "database is locked" when another process does the
+/// same) and while it migrates. Released when the returned file is dropped, or when the
+/// process dies.
+async fn lock_for_setup(db: &Path) -> Result<std::fs::File, StoreError> {
     let mut name = db.as_os_str().to_owned();
-    name.push(".migrate.lock");
+    name.push(".setup.lock");
     let lock_path = PathBuf::from(name);
     let shown = lock_path.display().to_string();
     let unavailable = move |e: std::io::Error| {
         StoreError::Unavailable(
-            format!("cannot lock {shown} for migration"),
+            format!("cannot lock {shown}"),
             Some(Box::new(e)),
         )
     };
@@ -269,7 +272,12 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let description = format!("sqlite:{}", opts.get_filename().display());
+        let file = opts.get_filename();
+        let description = format!("sqlite:{}", file.display());
+        let _guard = match is_sqlite_file(file) {
+            true => Some(lock_for_setup(file).await?),
+            false => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -301,14 +309,14 @@ impl Store {
     /// Applies the embedded migrations of the backend that are not applied yet (idempotent).
     ///
     /// Safe when several processes start on the same database at once: PostgreSQL takes the
-    /// migrator's advisory lock, and SQLite holds an exclusive lock on `<file>.migrate.lock`
+    /// migrator's advisory lock, and SQLite holds an exclusive lock on `<file>.setup.lock`
     /// for the whole run (SQLite's own locks cover one migration at a time, so two processes
     /// could otherwise both decide a migration is missing and both apply it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.inner.backend {
             Backend::Sqlite(pool) => {
                 let _guard = match self.sqlite_path().filter(|p| is_sqlite_file(p)) {
-                    Some(path) => Some(lock_for_migration(path).await?),
+                    Some(path) => Some(lock_for_setup(path).await?),
                     None => None,
                 };
                 SQLITE_MIGRATOR.run(pool).await?;
