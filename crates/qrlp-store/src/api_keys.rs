@@ -72,20 +72,9 @@ impl Store {
         org: Uuid,
         page: PageRequest,
     ) -> Result<Page<ApiKey>, StoreError> {
-        let (limit, offset) = page.limit_offset()?;
-        let (total, rows): (i64, Vec<ApiKeyRow>) = on_pool!(self, |pool| {
-            let total = sqlx::query_scalar(sql::COUNT_API_KEYS)
-                .bind(org)
-                .fetch_one(pool)
-                .await?;
-            let rows = sqlx::query_as(sql::LIST_API_KEYS)
-                .bind(org)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            (total, rows)
-        });
+        let (total, rows): (i64, Vec<ApiKeyRow>) = self
+            .page_rows(sql::COUNT_API_KEYS, sql::LIST_API_KEYS, org, page)
+            .await?;
         Ok(page_of(
             rows.into_iter().map(ApiKey::from).collect(),
             page,

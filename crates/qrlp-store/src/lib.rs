@@ -133,6 +133,39 @@ pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+impl Store {
+    /// One page of the rows `list_sql` selects for `id` (binds: id, limit, offset), and the
+    /// total `count_sql` counts for it (bind: id). Shared by the lists keyed by one id.
+    pub(crate) async fn page_rows<R>(
+        &self,
+        count_sql: &'static str,
+        list_sql: &'static str,
+        id: uuid::Uuid,
+        page: PageRequest,
+    ) -> Result<(i64, Vec<R>), StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        let (limit, offset) = page.limit_offset()?;
+        Ok(on_pool!(self, |pool| {
+            let total = sqlx::query_scalar(count_sql)
+                .bind(id)
+                .fetch_one(pool)
+                .await?;
+            let rows = sqlx::query_as(list_sql)
+                .bind(id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            (total, rows)
+        }))
+    }
+}
+
 pub(crate) fn page_of<T>(items: Vec<T>, page: PageRequest, total: i64) -> Page<T> {
     Page {
         items,

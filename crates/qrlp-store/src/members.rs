@@ -69,20 +69,9 @@ impl Store {
         org: Uuid,
         page: PageRequest,
     ) -> Result<Page<Member>, StoreError> {
-        let (limit, offset) = page.limit_offset()?;
-        let (total, rows): (i64, Vec<MemberRow>) = on_pool!(self, |pool| {
-            let total = sqlx::query_scalar(sql::COUNT_MEMBERS)
-                .bind(org)
-                .fetch_one(pool)
-                .await?;
-            let rows = sqlx::query_as(sql::LIST_MEMBERS)
-                .bind(org)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            (total, rows)
-        });
+        let (total, rows): (i64, Vec<MemberRow>) = self
+            .page_rows(sql::COUNT_MEMBERS, sql::LIST_MEMBERS, org, page)
+            .await?;
         let items = rows
             .into_iter()
             .map(TryInto::try_into)

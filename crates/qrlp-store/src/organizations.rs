@@ -78,20 +78,14 @@ impl Store {
         user: Uuid,
         page: PageRequest,
     ) -> Result<Page<OrgWithRole>, StoreError> {
-        let (limit, offset) = page.limit_offset()?;
-        let (total, rows): (i64, Vec<OrgRoleRow>) = on_pool!(self, |pool| {
-            let total = sqlx::query_scalar(sql::COUNT_ORGS_FOR_USER)
-                .bind(user)
-                .fetch_one(pool)
-                .await?;
-            let rows = sqlx::query_as(sql::LIST_ORGS_FOR_USER)
-                .bind(user)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            (total, rows)
-        });
+        let (total, rows): (i64, Vec<OrgRoleRow>) = self
+            .page_rows(
+                sql::COUNT_ORGS_FOR_USER,
+                sql::LIST_ORGS_FOR_USER,
+                user,
+                page,
+            )
+            .await?;
         let items = rows
             .into_iter()
             .map(TryInto::try_into)
