@@ -16,9 +16,11 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = qrlp_config::Config::default();
 //! qrlp_server::init_logging(&config.log)?;
+//! // Signal handlers before binding, so a signal during start-up shuts down cleanly.
+//! let signal = qrlp_server::shutdown_signal();
 //! let server = qrlp_server::Server::bind(config).await?;
 //! println!("listening on {}", server.local_addr());
-//! server.run(qrlp_server::shutdown_signal()).await?;
+//! server.run(signal).await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
