@@ -204,10 +204,7 @@ async fn lock_for_setup(db: &Path) -> Result<std::fs::File, StoreError> {
     let lock_path = PathBuf::from(name);
     let shown = lock_path.display().to_string();
     let unavailable = move |e: std::io::Error| {
-        StoreError::Unavailable(
-            format!("cannot lock {shown}"),
-            Some(Box::new(e)),
-        )
+        StoreError::Unavailable(format!("cannot lock {shown}"), Some(Box::new(e)))
     };
     let locked = tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new()
