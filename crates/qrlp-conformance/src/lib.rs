@@ -1,6 +1,6 @@
 //! Test-only crate: conformance of the QR engine against an established encoder, independent
 //! decoders and the standard's worked examples. Everything lives in `tests/`; this library
-//! holds the shared fixed-seed generator.
+//! holds what they share: the fixed-seed generator and the decoders' adapters.
 
 /// A small fixed-seed generator (xorshift64*), so every run tests the same cases.
 #[derive(Clone, Debug)]
@@ -33,3 +33,5 @@ impl Rng {
 
 pub mod decode;
 pub mod fuzz;
+pub mod mixtures;
+pub mod zxing;

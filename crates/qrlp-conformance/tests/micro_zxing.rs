@@ -1,60 +1,14 @@
 //! Micro QR round trip through zxing-cpp, a decoder that reads Micro QR (rqrr does not).
 //! zxing-cpp comes from PyPI (`pip install zxing-cpp pillow`); `.ci/run` installs it. Where
-//! Python or the module is missing, the test says so and checks nothing.
+//! Python or the module is missing, the test says so and checks nothing (under CI it fails).
 
-use std::process::Command;
-
-use qrlp_conformance::Rng;
+use qrlp_conformance::{zxing, Rng};
 use qrlp_qr::{EcLevel, Mask, MicroVersion, Options, QrCode, SymbolKind};
 use qrlp_render::{render_png, RenderOptions};
 
-/// Prints, per image, the hex bytes of the one symbol of the format named in argv[1], or NONE.
-const READER: &str = r#"
-import sys, zxingcpp, PIL.Image as I
-for path in sys.argv[2:]:
-    found = [r for r in zxingcpp.read_barcodes(I.open(path)) if r.format.name == sys.argv[1]]
-    print(found[0].bytes.hex() if len(found) == 1 else "NONE")
-"#;
-
-/// Decodes each image with zxing-cpp: one line per path, hex bytes or `NONE`.
-fn zxing_read(format: &str, paths: &[std::path::PathBuf]) -> Vec<String> {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(READER)
-        .arg(format)
-        .args(paths)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(lines.len(), paths.len());
-    lines
-}
-
-fn zxing_available() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import zxingcpp, PIL"])
-        .output()
-        .map_err(|e| format!("python3 not runnable: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
 #[test]
 fn micro_symbols_decode_in_zxing_cpp() {
-    if let Err(why) = zxing_available() {
-        eprintln!("SKIPPED micro_symbols_decode_in_zxing_cpp: zxing-cpp unavailable ({why})");
+    if !zxing::ready("micro_symbols_decode_in_zxing_cpp") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("qrlp-micro-{}", std::process::id()));
@@ -100,11 +54,11 @@ fn micro_symbols_decode_in_zxing_cpp() {
         paths.push(path);
         expected.push((text, code.version().to_string(), code.ec_level()));
     }
-    let lines = zxing_read("MicroQRCode", &paths);
+    let decoded = zxing::read("MicroQRCode", &paths, 1);
     let mut versions = std::collections::BTreeSet::new();
-    for ((text, version, ecc), line) in expected.iter().zip(&lines) {
-        let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(line, &hex, "{version}-{ecc} {text:?}");
+    for ((text, version, ecc), got) in expected.iter().zip(&decoded) {
+        let bytes = got.as_ref().map(|d| d.bytes.as_slice());
+        assert_eq!(bytes, Some(text.as_bytes()), "{version}-{ecc} {text:?}");
         versions.insert(version.clone());
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -120,8 +74,7 @@ fn structured_append_symbols_decode_in_order_to_the_message() {
     // zxing-cpp's Python binding does not expose the sequence fields, but each symbol only
     // decodes if its structured-append header (mode 0011, position, total, parity) parses;
     // the header bits themselves are unit-tested in qrlp-qr.
-    if let Err(why) = zxing_available() {
-        eprintln!("SKIPPED structured_append_symbols_decode_in_order_to_the_message: zxing-cpp unavailable ({why})");
+    if !zxing::ready("structured_append_symbols_decode_in_order_to_the_message") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("qrlp-sa-{}", std::process::id()));
@@ -156,11 +109,8 @@ fn structured_append_symbols_decode_in_order_to_the_message() {
         })
         .collect();
     let mut joined = Vec::new();
-    for hex in zxing_read("QRCode", &paths) {
-        assert_ne!(hex, "NONE");
-        joined.extend(
-            (0..hex.len() / 2).map(|k| u8::from_str_radix(&hex[2 * k..2 * k + 2], 16).unwrap()),
-        );
+    for got in zxing::read("QRCode", &paths, 1) {
+        joined.extend(got.expect("each part decodes").bytes);
     }
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(String::from_utf8(joined).unwrap(), text);

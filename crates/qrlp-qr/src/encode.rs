@@ -1,7 +1,7 @@
 //! From segments to codewords: version choice, bit stream, padding, Reed-Solomon blocks.
 
 use crate::bits::BitBuffer;
-use crate::segment::{optimal_segments, HeaderCosts, Segment};
+use crate::segment::{check_kanji_eci, optimal_segments, HeaderCosts, Segment};
 use crate::tables::{char_count_bits, data_codewords, ecc_per_block, num_blocks, total_codewords};
 use crate::{matrix, micro, EcLevel, EncodeError, Mask, MicroVersion, Mode, QrCode, Version};
 
@@ -28,12 +28,15 @@ pub enum SymbolKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EciPolicy {
     /// The default: text whose byte-mode part is not plain ASCII gets ECI 26 (UTF-8) first,
-    /// so decoders read the bytes as UTF-8 rather than guessing; ASCII text gets none.
+    /// so decoders read the bytes as UTF-8 rather than guessing; ASCII text, and text whose
+    /// non-ASCII characters all go in Kanji mode, gets none (see the crate documentation).
     #[default]
     Auto,
     /// Never add an ECI designator: byte mode carries raw UTF-8 that decoders must guess.
     Never,
-    /// Always start with this ECI assignment number.
+    /// Always start with this ECI assignment number. The optimal mix then never uses Kanji
+    /// mode (decoders would read its Shift JIS bytes in that character set), and forcing
+    /// Kanji mode is an [`EncodeError::KanjiAfterEci`] unless the number is 20 (Shift JIS).
     Always(u32),
 }
 
@@ -164,7 +167,18 @@ pub(crate) fn text_segments(
                 vec![Segment::in_mode(text, mode)?]
             }
         }
-        None => optimal_segments(text, costs).ok_or_else(|| {
+        None => {
+            // With an explicit designator Kanji mode is never chosen: decoders would read
+            // its Shift JIS bytes in that character set. Under `Auto` the UTF-8 carrier
+            // pays for the ECI 26 designator it will get.
+            let kanji_allowed = !matches!(opts.eci, EciPolicy::Always(_));
+            let utf8_eci_bits = match opts.eci {
+                EciPolicy::Auto if allow_eci => costs.total_bits(&[Segment::eci(26)?]).unwrap_or(0),
+                _ => 0,
+            };
+            optimal_segments(text, costs, kanji_allowed, utf8_eci_bits)
+        }
+        .ok_or_else(|| {
             // Only Micro QR lacks byte mode; name the first character it cannot carry.
             let (position, ch) = text
                 .chars()
@@ -202,6 +216,7 @@ pub(crate) fn text_segments(
             segs.insert(0, Segment::eci(n)?);
         }
     }
+    check_kanji_eci(&segs)?;
     Ok(segs)
 }
 
@@ -262,7 +277,9 @@ impl QrCode {
         QrCode::encode_segments(&[Segment::bytes(data)], opts)
     }
 
-    /// Encodes the given segments as they are. `opts.mode` and `opts.eci` do not apply.
+    /// Encodes the given segments as they are. `opts.mode` and `opts.eci` do not apply. A
+    /// Kanji segment after an ECI designator other than 20 (Shift JIS) is refused with
+    /// [`EncodeError::KanjiAfterEci`]: decoders would show it as garbage.
     ///
     /// ```
     /// use qrlp_qr::{EcLevel, Mask, Options, QrCode, Segment, SymbolKind, Version};
@@ -276,6 +293,7 @@ impl QrCode {
     /// ```
     pub fn encode_segments(segs: &[Segment], opts: &Options) -> Result<QrCode, EncodeError> {
         validate(opts)?;
+        check_kanji_eci(segs)?;
         match opts.symbol {
             SymbolKind::Micro { min, max } => micro::encode_segments(segs, opts, min, max),
             SymbolKind::Qr { min, max } => {
@@ -520,6 +538,37 @@ mod tests {
                 mode: Mode::Numeric
             }
         );
+    }
+
+    #[cfg(feature = "kanji")]
+    #[test]
+    fn kanji_under_a_utf8_eci_is_an_error_that_says_why() {
+        let forced = Options {
+            mode: Some(Mode::Kanji),
+            eci: EciPolicy::Always(26),
+            ..Options::default()
+        };
+        let err = QrCode::encode_text_with("日本", &forced).unwrap_err();
+        assert_eq!(err, EncodeError::KanjiAfterEci(26));
+        assert!(err.to_string().contains("Shift JIS bytes"), "{err}");
+        let segs = [Segment::eci(26).unwrap(), Segment::kanji("日本").unwrap()];
+        assert_eq!(
+            QrCode::encode_segments(&segs, &Options::default()).unwrap_err(),
+            EncodeError::KanjiAfterEci(26)
+        );
+        // Forced Kanji under the default policy needs no designator and is fine.
+        let kanji = Options {
+            mode: Some(Mode::Kanji),
+            ..Options::default()
+        };
+        assert!(QrCode::encode_text_with("日本", &kanji).is_ok());
+        // An explicit designator: the optimal mix leaves Kanji mode out.
+        let utf8 = Options {
+            eci: EciPolicy::Always(26),
+            ..Options::default()
+        };
+        let segs = text_segments("日本γ", &utf8, &qr_costs(v(1)), true).unwrap();
+        assert!(segs.iter().all(|s| s.mode() != Mode::Kanji), "{segs:?}");
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub enum EncodeError {
     StructuredAppendCount(usize),
     /// An ECC level name that is not L, M, Q or H.
     InvalidEcLevel(String),
+    /// A Kanji-mode segment after this ECI designator (anything but 20, Shift JIS): decoders
+    /// would read its Shift JIS bytes in the designated character set.
+    KanjiAfterEci(u32),
 }
 
 impl fmt::Display for EncodeError {
@@ -91,6 +94,11 @@ impl fmt::Display for EncodeError {
             EncodeError::InvalidEcLevel(s) => {
                 write!(f, "invalid error correction level {s:?}: choose L, M, Q or H")
             }
+            EncodeError::KanjiAfterEci(n) => write!(
+                f,
+                "Kanji mode cannot follow ECI {n}{}: decoders read Kanji mode's Shift JIS bytes in the designated character set and would show garbage; use byte mode, or no ECI designator",
+                if *n == 26 { " (UTF-8)" } else { "" }
+            ),
         }
     }
 }

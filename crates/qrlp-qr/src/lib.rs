@@ -19,6 +19,29 @@
 //! assert_eq!(code.width(), 29);
 //! # Ok::<(), qrlp_qr::EncodeError>(())
 //! ```
+//!
+//! # Text that every decoder reads
+//!
+//! Kanji mode carries Shift JIS double-byte characters, and Shift JIS has far more than
+//! Kanji: kana, Greek, Cyrillic, full-width forms, `£`, `§`, `°` and more. Real decoders
+//! (zxing-cpp, zbar, and the phones built on them) read a Kanji segment's bytes in the
+//! character set of the ECI designator in effect, so a Kanji segment after ECI 26 (UTF-8)
+//! comes out as garbage. The segmentation therefore never mixes them. A symbol's non-ASCII
+//! text is carried one of two ways, and the one with fewer bits wins:
+//!
+//! - **Kanji**: every non-ASCII character in Kanji mode, no ECI designator; byte mode carries
+//!   ASCII only, and not `\` or `~` (decoders that see Kanji mode read the whole message as
+//!   Shift JIS, where those two bytes are `¥` and `‾`). Possible when every other character
+//!   has a Kanji-mode value (pure Japanese text, say); 13 bits per character instead of
+//!   UTF-8's 24.
+//! - **UTF-8**: no Kanji mode; non-ASCII characters in byte mode as UTF-8, after an ECI 26
+//!   designator when the symbol offers ECI.
+//!
+//! Within each, numeric and alphanumeric runs are kept wherever they save bits, and the
+//! segmentation is bit-optimal. Segments given by hand are held to the same rule where it is
+//! unambiguous: a Kanji segment after an ECI designator other than 20 (Shift JIS) is an
+//! [`EncodeError::KanjiAfterEci`], and so is forcing Kanji mode under
+//! [`EciPolicy::Always`] with another number.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // Mask and timing formulas are kept in the standard's `i mod n = 0` notation.

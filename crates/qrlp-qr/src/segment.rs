@@ -1,4 +1,7 @@
 //! Segments (runs of data in one mode) and the segmentation that needs the fewest bits.
+//!
+//! The segmentation follows the crate's rule on which modes may share a symbol (see the
+//! crate documentation, "Text that every decoder reads").
 
 use crate::bits::BitBuffer;
 use crate::{EncodeError, Mode};
@@ -25,6 +28,34 @@ fn alnum_value(c: u32) -> Option<u8> {
     } else {
         None
     }
+}
+
+/// Whether byte mode may carry `c` beside Kanji segments: ASCII that Shift JIS reads alike,
+/// so not `\` (0x5C, `¥` in Shift JIS) or `~` (0x7E, `‾`).
+#[inline]
+fn kanji_carrier_byte(c: char) -> bool {
+    c.is_ascii() && c != '\\' && c != '~'
+}
+
+/// ECI 20: Shift JIS, the one character set in which Kanji mode's bytes read as meant.
+const ECI_SHIFT_JIS: u32 = 20;
+
+/// Refuses a Kanji segment after an ECI designator other than Shift JIS: decoders read the
+/// Kanji segment's Shift JIS bytes in the designated character set, so phones would show
+/// garbage.
+pub(crate) fn check_kanji_eci(segs: &[Segment]) -> Result<(), EncodeError> {
+    let mut eci = None;
+    for s in segs {
+        match s.mode {
+            Mode::Eci => eci = Some(s.eci),
+            Mode::Kanji => match eci {
+                Some(n) if n != ECI_SHIFT_JIS => return Err(EncodeError::KanjiAfterEci(n)),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[inline]
@@ -336,11 +367,58 @@ fn state_mode(s: usize) -> Mode {
     }
 }
 
-/// Splits `text` into the segments that need the fewest bits in total under `costs`,
-/// counting every bit exactly: numeric groups of three, alphanumeric pairs, and a header for
-/// each mode switch. Byte mode carries UTF-8. `None` when a character fits none of the modes
-/// the symbol offers (only possible in Micro QR).
-pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Option<Vec<Segment>> {
+/// How a symbol carries non-ASCII characters (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Carrier {
+    /// Kanji mode for every non-ASCII character; byte mode for ASCII only.
+    Kanji,
+    /// Byte mode (UTF-8) for non-ASCII characters; no Kanji mode.
+    Utf8,
+}
+
+/// Splits `text` into the segments that need the fewest bits under the rule of the module
+/// documentation: the cheaper of the [`Carrier::Kanji`] segmentation (when `kanji_allowed`
+/// and every non-ASCII character has a Kanji value) and the [`Carrier::Utf8`] one, which is
+/// charged `utf8_eci_bits` (the ECI designator it needs) when it carries non-ASCII text. On a
+/// tie the Kanji one wins: it needs no designator. `None` when neither can carry some
+/// character (only possible in Micro QR, which lacks byte mode below M3).
+pub(crate) fn optimal_segments(
+    text: &str,
+    costs: &HeaderCosts,
+    kanji_allowed: bool,
+    utf8_eci_bits: usize,
+) -> Option<Vec<Segment>> {
+    // ASCII text has no Kanji values: both carriers are the same segmentation.
+    if text.is_ascii() {
+        return segments_with(text, costs, Carrier::Utf8);
+    }
+    let utf8 = segments_with(text, costs, Carrier::Utf8);
+    let kanji = if kanji_allowed {
+        segments_with(text, costs, Carrier::Kanji)
+    } else {
+        None
+    };
+    match (kanji, utf8) {
+        (Some(k), Some(u)) => {
+            let k_bits = costs.total_bits(&k).unwrap_or(usize::MAX);
+            let u_bits = costs
+                .total_bits(&u)
+                .map_or(usize::MAX, |b| b.saturating_add(utf8_eci_bits));
+            Some(if k_bits <= u_bits { k } else { u })
+        }
+        (k, u) => k.or(u),
+    }
+}
+
+/// The segmentation of `text` with the fewest bits under `costs` that carries non-ASCII
+/// characters as `carrier` says, counting every bit exactly: numeric groups of three,
+/// alphanumeric pairs, and a header for each mode switch. `None` when a character fits none
+/// of the modes allowed.
+pub(crate) fn segments_with(
+    text: &str,
+    costs: &HeaderCosts,
+    carrier: Carrier,
+) -> Option<Vec<Segment>> {
     if text.is_empty() {
         return Some(Vec::new());
     }
@@ -398,10 +476,12 @@ pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Option<Vec<Se
                 }
             }
         };
-        let byte_bits = 8 * c.len_utf8();
-        extend(S_BYTE, S_BYTE, byte_bits, &mut cur, &mut bp);
-        start(S_BYTE, heads[0], byte_bits, &mut cur, &mut bp);
-        if heads[1].is_some() && kanji_value(c).is_some() {
+        if carrier == Carrier::Utf8 || kanji_carrier_byte(c) {
+            let byte_bits = 8 * c.len_utf8();
+            extend(S_BYTE, S_BYTE, byte_bits, &mut cur, &mut bp);
+            start(S_BYTE, heads[0], byte_bits, &mut cur, &mut bp);
+        }
+        if carrier == Carrier::Kanji && heads[1].is_some() && kanji_value(c).is_some() {
             extend(S_KANJI, S_KANJI, 13, &mut cur, &mut bp);
             start(S_KANJI, heads[1], 13, &mut cur, &mut bp);
         }
@@ -415,6 +495,10 @@ pub(crate) fn optimal_segments(text: &str, costs: &HeaderCosts) -> Option<Vec<Se
             extend(S_ALNUM0, S_ALNUM1, 6, &mut cur, &mut bp);
             extend(S_ALNUM1, S_ALNUM0, 5, &mut cur, &mut bp);
             start(S_ALNUM1, heads[3], 6, &mut cur, &mut bp);
+        }
+        if cur.iter().all(|&v| v >= INF) {
+            // No allowed mode carries this character.
+            return None;
         }
         back.push(bp);
         prev = cur;
@@ -502,8 +586,9 @@ mod tests {
         }
     }
 
-    /// Every way to cut `text` into maximal single-mode runs is tried; the DP must match the best.
-    fn brute_force_best(text: &str, costs: &HeaderCosts) -> usize {
+    /// Every way to cut `text` into single-mode runs that `carrier` allows is tried; the
+    /// cheapest total, or `None` when some character fits no allowed mode.
+    fn brute_force(text: &str, costs: &HeaderCosts, carrier: Carrier) -> Option<usize> {
         let chars: Vec<char> = text.chars().collect();
         let n = chars.len();
         let mut best = vec![usize::MAX; n + 1];
@@ -515,6 +600,14 @@ mod tests {
                 }
                 let piece: String = chars[begin..end].iter().collect();
                 for mode in [Mode::Numeric, Mode::Alphanumeric, Mode::Byte, Mode::Kanji] {
+                    let allowed = match (mode, carrier) {
+                        (Mode::Byte, Carrier::Kanji) => piece.chars().all(kanji_carrier_byte),
+                        (Mode::Kanji, Carrier::Utf8) => false,
+                        _ => true,
+                    };
+                    if !allowed {
+                        continue;
+                    }
                     if let Ok(seg) = Segment::in_mode(&piece, mode) {
                         if let Some(bits) = costs.total_bits(&[seg]) {
                             best[end] = best[end].min(best[begin] + bits);
@@ -523,38 +616,113 @@ mod tests {
                 }
             }
         }
-        best[n]
+        (best[n] != usize::MAX).then_some(best[n])
+    }
+
+    /// The rule by brute force: the cheaper of the two carriers, the UTF-8 one paying for
+    /// its designator when the text is not ASCII.
+    fn brute_force_best(
+        text: &str,
+        costs: &HeaderCosts,
+        kanji_allowed: bool,
+        utf8_eci_bits: usize,
+    ) -> usize {
+        let eci = if text.is_ascii() { 0 } else { utf8_eci_bits };
+        let utf8 = brute_force(text, costs, Carrier::Utf8).map(|b| b + eci);
+        let kanji = kanji_allowed
+            .then(|| brute_force(text, costs, Carrier::Kanji))
+            .flatten();
+        utf8.into_iter().chain(kanji).min().unwrap()
     }
 
     #[test]
-    fn dp_matches_brute_force() {
-        let alphabet: Vec<char> = "0123456789ABCZ:/ ab?é漢字".chars().collect();
+    fn dp_matches_brute_force_within_the_rule() {
+        // Every character, and one pool without `é`, `\\` and `~` so that the Kanji
+        // carrier is possible and the two compete.
+        let everything: Vec<char> = "0123456789ABCZ:/ ab?\\~é漢字γのЯ£".chars().collect();
+        let kanji_able: Vec<char> = "0123456789ABCZ:/ ab?漢字γのЯ£".chars().collect();
         let mut seed = 7u64;
-        for case in 0..600 {
+        let mut carriers = [0usize; 2];
+        for case in 0..1500 {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let len = 1 + (seed >> 59) as usize;
+            let pool = if case % 2 == 0 {
+                &everything
+            } else {
+                &kanji_able
+            };
             let text: String = (0..len)
                 .map(|k| {
                     let r = seed.rotate_left(k as u32 * 7) ^ (k as u64 * 0x9E37);
-                    alphabet[(r % alphabet.len() as u64) as usize]
+                    pool[(r % pool.len() as u64) as usize]
                 })
                 .collect();
             let costs = qr_costs(case % 3);
-            let segs = optimal_segments(&text, &costs).unwrap();
-            let got = costs.total_bits(&segs).unwrap();
-            assert_eq!(got, brute_force_best(&text, &costs), "text {text:?}");
+            let (kanji_allowed, eci_bits) = [(true, 12), (true, 0), (false, 12)][case % 3];
+            let segs = optimal_segments(&text, &costs, kanji_allowed, eci_bits).unwrap();
+            let has_kanji = segs.iter().any(|s| s.mode() == Mode::Kanji);
+            let non_ascii_bytes = segs
+                .iter()
+                .any(|s| s.mode() == Mode::Byte && !s.message_bytes().is_ascii());
+            assert!(
+                !(has_kanji && non_ascii_bytes),
+                "mixed carriers for {text:?}"
+            );
+            let eci = if non_ascii_bytes { eci_bits } else { 0 };
+            let got = costs.total_bits(&segs).unwrap() + eci;
+            assert_eq!(
+                got,
+                brute_force_best(&text, &costs, kanji_allowed, eci_bits),
+                "text {text:?}"
+            );
+            carriers[usize::from(has_kanji)] += 1;
             let joined: Vec<u8> = segs.iter().flat_map(|s| s.message_bytes()).collect();
-            if !text.chars().any(|c| kanji_value(c).is_some()) {
+            if has_kanji {
+                #[cfg(feature = "kanji")]
+                assert_eq!(encoding_rs::SHIFT_JIS.decode(&joined).0, text);
+            } else {
                 assert_eq!(joined, text.as_bytes());
             }
         }
+        #[cfg(feature = "kanji")]
+        assert!(carriers[1] >= 50 && carriers[0] >= 500, "{carriers:?}");
+    }
+
+    #[cfg(feature = "kanji")]
+    #[test]
+    fn kanji_and_utf8_are_never_mixed() {
+        let costs = qr_costs(0);
+        // The reported failure: `γδ日` went to Kanji mode beside UTF-8 bytes.
+        let mixed = "語£oñIk¥YfåtiЩcLя국かBNγδ日";
+        let segs = optimal_segments(mixed, &costs, true, 12).unwrap();
+        assert!(segs.iter().all(|s| s.mode() != Mode::Kanji), "{segs:?}");
+        // Pure Japanese keeps Kanji mode (13 bits a character, not 24).
+        let segs = optimal_segments("日本語のテキストです", &costs, true, 12).unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].mode(), Mode::Kanji);
+        // `\` and `~` read as `¥` and `‾` beside Kanji: that text goes as UTF-8.
+        let segs = optimal_segments("日本語\\テキスト", &costs, true, 12).unwrap();
+        assert!(segs.iter().all(|s| s.mode() != Mode::Kanji), "{segs:?}");
+    }
+
+    #[cfg(feature = "kanji")]
+    #[test]
+    fn kanji_after_a_foreign_eci_is_refused() {
+        let kanji = Segment::kanji("点").unwrap();
+        for (eci, ok) in [(26, false), (3, false), (20, true)] {
+            let segs = [Segment::eci(eci).unwrap(), kanji.clone()];
+            assert_eq!(check_kanji_eci(&segs).is_ok(), ok, "ECI {eci}");
+        }
+        let err = check_kanji_eci(&[Segment::eci(26).unwrap(), kanji]).unwrap_err();
+        assert!(err.to_string().contains("ECI 26 (UTF-8)"), "{err}");
+        assert!(check_kanji_eci(&[Segment::bytes(b"x")]).is_ok());
     }
 
     #[test]
     fn digits_use_numeric_mode() {
-        let segs = optimal_segments("01234567", &qr_costs(0)).unwrap();
+        let segs = optimal_segments("01234567", &qr_costs(0), true, 12).unwrap();
         assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].mode(), Mode::Numeric);
     }
