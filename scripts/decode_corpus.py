@@ -1,5 +1,7 @@
 """Builds a corpus of qrlp codes (PNG and SVG, many payload kinds and options) and decodes
-every image with zbarimg and zxing-cpp. Prints the counts; exits 1 on any mismatch."""
+every image with zbarimg and zxing-cpp. With --mixed, also encodes a sample of mixed-script
+text (lines `mixture<TAB>ecc<TAB>text`, from qrlp-mixed-sample) and counts per mixture what
+each decoder read back exactly. Prints the counts; exits 1 on any mismatch."""
 import argparse, os, random, shutil, subprocess, sys
 import PIL.Image
 import zxingcpp
@@ -48,6 +50,7 @@ def main():
     ap.add_argument("--qrlp", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--mixed", help="mixed-script sample: mixture<TAB>ecc<TAB>text lines")
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
@@ -113,7 +116,53 @@ def main():
         print(f"{k:6} {n:>7} {('n/a' if zb is None else zb):>8} {zx:>10}")
     for f in failures[:20]:
         print("FAIL", *f)
+    if args.mixed:
+        failures += mixed(args)
     print(f"{len(failures)} failures")
     sys.exit(1 if failures else 0)
+
+def mixed(args):
+    """Encodes the mixed-script sample with `qrlp batch` (one run per level, PNG, 4 px per
+    module) and decodes each image with both decoders; prints counts per mixture."""
+    with open(args.mixed, encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t", 2) for line in f if line.strip()]
+    d = os.path.join(args.out, "mixed")
+    os.makedirs(d)
+    items = []  # (mixture, ecc, text, path)
+    for ecc in "LMQH":
+        texts = [(m, t) for m, e, t in rows if e == ecc]
+        if not texts:
+            continue
+        src = os.path.join(d, f"{ecc}.txt")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write("".join(t + "\n" for _, t in texts))
+        sub = os.path.join(d, ecc)
+        subprocess.run([args.qrlp, "batch", src, "-o", sub, "--ecc", ecc, "--quiet", "--box-size", "4"], check=True)
+        digits = len(str(len(texts)))
+        for i, (m, t) in enumerate(texts):
+            items.append((m, ecc, t, os.path.join(sub, f"{i + 1:0{digits}}.png")))
+    counts = {}  # mixture -> [total, zbar ok, zxing ok, longest]
+    failures = []
+    for m, ecc, t, path in items:
+        c = counts.setdefault(m, [0, 0, 0, 0])
+        c[0] += 1
+        c[3] = max(c[3], len(t))
+        for name, got, slot in (("zbarimg", zbar(path), 1), ("zxing-cpp", zxing(path), 2)):
+            if got == t:
+                c[slot] += 1
+            else:
+                failures.append((name, path, ecc, t[:40], (got or "")[:40]))
+    print()
+    print(f"mixed-script sample: {len(items)} texts, all four levels ({args.mixed})")
+    print(f"{'mixture':22} {'texts':>6} {'zbarimg':>8} {'zxing-cpp':>10} {'longest':>8}")
+    for m, (n, zb, zx, longest) in counts.items():
+        print(f"{m:22} {n:>6} {zb:>8} {zx:>10} {longest:>8}")
+    n = len(items)
+    zb = sum(c[1] for c in counts.values())
+    zx = sum(c[2] for c in counts.values())
+    print(f"{'total':22} {n:>6} {zb:>8} {zx:>10}")
+    for f in failures[:20]:
+        print("FAIL", *f)
+    return failures
 
 main()
