@@ -64,7 +64,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));
         }
     };
-    qrlp_server::init_logging(&config.log)?;
+    // Held to the end: dropping it writes out the queued log lines.
+    let _log_writer = qrlp_server::init_logging(&config.log)?;
     qrlp_server::logging::log_config(&config, args.config.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

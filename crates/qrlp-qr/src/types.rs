@@ -192,6 +192,20 @@ impl EcLevel {
         }
     }
 
+    /// The level's letter: `L`, `M`, `Q` or `H`.
+    ///
+    /// ```
+    /// assert_eq!(qrlp_qr::EcLevel::Q.as_str(), "Q");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EcLevel::L => "L",
+            EcLevel::M => "M",
+            EcLevel::Q => "Q",
+            EcLevel::H => "H",
+        }
+    }
+
     /// The next stronger level, if any.
     pub const fn stronger(self) -> Option<EcLevel> {
         match self {
@@ -205,12 +219,7 @@ impl EcLevel {
 
 impl fmt::Display for EcLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EcLevel::L => "L",
-            EcLevel::M => "M",
-            EcLevel::Q => "Q",
-            EcLevel::H => "H",
-        })
+        f.write_str(self.as_str())
     }
 }
 

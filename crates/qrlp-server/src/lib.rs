@@ -15,7 +15,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = qrlp_config::Config::default();
-//! qrlp_server::init_logging(&config.log)?;
+//! let _log_writer = qrlp_server::init_logging(&config.log)?;
 //! // Signal handlers before binding, so a signal during start-up shuts down cleanly.
 //! let signal = qrlp_server::shutdown_signal();
 //! let server = qrlp_server::Server::bind(config).await?;

@@ -10,6 +10,8 @@
 //! - `qrlp_http_request_duration_seconds{route,method}` histogram;
 //! - `qrlp_http_requests_in_flight` gauge;
 //! - `qrlp_qr_generated_total{format}` counter;
+//! - `qrlp_log_lines_dropped_total` counter: log lines dropped because the log queue was
+//!   full (see [`crate::logging`]);
 //! - `process_resident_memory_bytes` and `process_start_time_seconds` gauges.
 
 use std::collections::HashMap;
@@ -240,6 +242,14 @@ impl Metrics {
             self.qr_svg.load(Ordering::Relaxed)
         );
 
+        out.push_str("# HELP qrlp_log_lines_dropped_total Log lines dropped because the log writer's queue was full.\n");
+        out.push_str("# TYPE qrlp_log_lines_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "qrlp_log_lines_dropped_total {}",
+            crate::logging::dropped_lines()
+        );
+
         if let Some(rss) = resident_memory_bytes() {
             out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
             out.push_str("# TYPE process_resident_memory_bytes gauge\n");
@@ -344,6 +354,7 @@ mod tests {
             "qrlp_qr_generated_total{format=\"png\"} 1",
             "qrlp_qr_generated_total{format=\"svg\"} 0",
             "qrlp_http_requests_in_flight 0",
+            "qrlp_log_lines_dropped_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

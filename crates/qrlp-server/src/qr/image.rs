@@ -1,8 +1,6 @@
 //! QR images over HTTP: rendering, the strong `ETag`, `If-None-Match` and the caching
 //! headers. Shared by every route that returns a QR image.
 
-use std::fmt::Write;
-
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use qrlp_config::{Color, EcLevel, ImageFormat};
@@ -57,35 +55,35 @@ impl ImageSpec {
     /// assert_ne!(tag, spec.etag("https://example.org"));
     /// ```
     pub fn etag(&self, payload: &str) -> String {
-        let scale = match self.scale {
-            Scale::BoxSize(n) => format!("box:{n}"),
-            Scale::Size(n) => format!("size:{n}"),
-        };
+        // Every request computes this, so no formatting machinery and no allocation but
+        // the result's.
+        let mut number = itoa::Buffer::new();
         let mut hasher = Sha256::new();
         // Fields are joined by NUL, which none of them can contain except the payload,
         // and the payload comes last.
-        for part in [
-            "qrlp-image-v1",
-            env!("CARGO_PKG_VERSION"),
-            self.format.as_str(),
-            &self.ecc.to_string(),
-            &scale,
-            &self.border.to_string(),
-            &rgba_hex(self.fill),
-            &rgba_hex(self.back),
-            payload,
-        ] {
-            hasher.update(part.as_bytes());
+        let mut field = |parts: &[&[u8]]| {
+            for part in parts {
+                hasher.update(part);
+            }
             hasher.update([0]);
-        }
+        };
+        field(&[b"qrlp-image-v1"]);
+        field(&[env!("CARGO_PKG_VERSION").as_bytes()]);
+        field(&[self.format.as_str().as_bytes()]);
+        field(&[self.ecc.as_str().as_bytes()]);
+        let (kind, n): (&[u8], u32) = match self.scale {
+            Scale::BoxSize(n) => (b"box:", n),
+            Scale::Size(n) => (b"size:", n),
+        };
+        field(&[kind, number.format(n).as_bytes()]);
+        field(&[number.format(self.border).as_bytes()]);
+        field(&[&rgba_hex(self.fill)]);
+        field(&[&rgba_hex(self.back)]);
+        field(&[payload.as_bytes()]);
         let digest = hasher.finalize();
-        let mut tag = String::with_capacity(34);
-        tag.push('"');
-        for b in &digest[..16] {
-            let _ = write!(tag, "{b:02x}");
-        }
-        tag.push('"');
-        tag
+        let mut tag = [b'"'; 34];
+        hex::encode_to_slice(&digest[..16], &mut tag[1..33]).expect("16 bytes are 32 digits");
+        tag.iter().map(|&b| char::from(b)).collect()
     }
 
     /// Encodes `payload` and draws it.
@@ -139,8 +137,18 @@ impl ImageSpec {
 }
 
 /// `#rrggbbaa`, so that `#000` and `#000000ff` hash alike.
-fn rgba_hex(c: Color) -> String {
-    format!("#{:02x}{:02x}{:02x}{:02x}", c.r, c.g, c.b, c.a)
+fn rgba_hex(c: Color) -> [u8; 9] {
+    let mut out = [b'#'; 9];
+    hex::encode_to_slice([c.r, c.g, c.b, c.a], &mut out[1..]).expect("4 bytes are 8 digits");
+    out
+}
+
+/// `public, max-age=N`, without the formatting machinery (it is on every response).
+fn cache_control(max_age_secs: u64) -> HeaderValue {
+    let mut text = Vec::with_capacity(36);
+    text.extend_from_slice(b"public, max-age=");
+    text.extend_from_slice(itoa::Buffer::new().format(max_age_secs).as_bytes());
+    HeaderValue::from_maybe_shared(axum::body::Bytes::from(text)).expect("visible ASCII")
 }
 
 /// Whether `If-None-Match` in `headers` matches `etag` (weak comparison, as RFC 9110 asks
@@ -170,8 +178,7 @@ pub fn image_response(
     render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
     let etag_value = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
-    let cache_control = HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))
-        .map_err(ApiError::internal)?;
+    let cache_control = cache_control(max_age_secs);
     if if_none_match(request_headers, etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(header::ETAG, etag_value);
@@ -247,6 +254,22 @@ mod tests {
             assert_ne!(v.etag("x"), base, "{v:?}");
         }
         assert_eq!(spec().etag("x"), base);
+    }
+
+    #[test]
+    fn etag_is_the_hash_of_the_canonical_text() {
+        let canonical = format!(
+            "qrlp-image-v1\0{}\0png\0M\0size:300\01\0#000000ff\0#ffffff80\0https://x.org\0",
+            env!("CARGO_PKG_VERSION")
+        );
+        let digest = Sha256::digest(canonical.as_bytes());
+        let expected = format!("\"{}\"", hex::encode(&digest[..16]));
+        let spec = ImageSpec {
+            scale: Scale::Size(300),
+            back: Color::rgba(255, 255, 255, 0x80),
+            ..spec()
+        };
+        assert_eq!(spec.etag("https://x.org"), expected);
     }
 
     #[test]

@@ -306,6 +306,7 @@ async fn metrics_use_route_templates() {
         "# TYPE qrlp_http_request_duration_seconds histogram",
         "qrlp_http_requests_in_flight 1",
         "qrlp_qr_generated_total{format=\"png\"} 0",
+        "# TYPE qrlp_log_lines_dropped_total counter",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
