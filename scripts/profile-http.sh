@@ -68,4 +68,4 @@ echo "== POST /v1/qr: costliest functions, inclusive, thousands of instructions 
 callgrind_annotate --inclusive=yes "$file" 2>/dev/null \
     | grep -E 'qrlp_|tracing_subscriber::fmt::Subscriber.*event|new_span|sha2|serde_json::de::from_slice|malloc\.c:(malloc|free)|hyper::proto::h1::role::Server as .*::(parse|encode)' \
     | grep -vE "'2|tests" | head -25 \
-    | awk -v n="$n" '{v=$1; gsub(",","",v); $1=""; $2=""; sub(/^ +/, ""); sub(/ \[.*$/, ""); printf "%8.1fk  %s\n", v/n/1000, $0}'
+    | awk -v n="$n" '{v=$1; gsub(",","",v); $1=""; $2=""; sub(/^ +/, ""); sub(/^[0-9.]+%\) +/, ""); sub(/ \[.*$/, ""); printf "%8.1fk  %s\n", v/n/1000, $0}'
