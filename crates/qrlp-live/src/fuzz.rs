@@ -85,7 +85,6 @@ fn world() -> Result<World, crate::FrameError> {
         sequence: 9,
         timestamp_ms: NOW,
         ttl_ms: 60_000,
-        identity_hash: vec![7; 32],
         anchors: [("bitcoin".to_owned(), "00".repeat(24) + "0123456789abcdef")].into(),
         time_evidence: Some(TimeEvidence {
             offset_ms: -3,
@@ -93,6 +92,7 @@ fn world() -> Result<World, crate::FrameError> {
             servers_queried: 3,
         }),
         user_data: Some(user),
+        ..FrameContent::default()
     };
     let mut compact = Vec::new();
     let mut json = Vec::new();
