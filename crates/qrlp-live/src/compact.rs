@@ -1,4 +1,4 @@
-//! The compact frame: `QL1:` + base45(CBOR). See `docs/qrlp-frames.md` for the byte layout.
+//! The compact frame: `QL2:` + base45(CBOR). See `docs/qrlp-frames.md` for the byte layout.
 
 use std::collections::BTreeMap;
 
@@ -530,5 +530,58 @@ impl CompactFrame {
             unknown_suite,
             hmac,
         })
+    }
+}
+
+impl CompactFrame {
+    /// The seed's `QRData` of this frame: what it says, in the JSON format's fields, without
+    /// a signature or HMAC value (those are the compact frame's own). A compact frame
+    /// carries only the first 16 bytes of the identity hash and the tags of its anchors, so
+    /// the caller gives the full identity hash (the signing key's, [`crate::identity_hash`])
+    /// and the block hashes; [`CompactFrame::anchors_agree`] checks them against the tags.
+    /// Encrypted user data is left out (`_encrypted_fields` says it is there).
+    pub fn describe(
+        &self,
+        identity_hash: &[u8],
+        block_hashes: &BTreeMap<String, String>,
+    ) -> crate::QrData {
+        let p = &self.payload;
+        let sealed = p.sealed.as_ref();
+        crate::QrData {
+            timestamp: crate::format_timestamp(p.timestamp_ms),
+            identity_hash: crate::text::hex(identity_hash),
+            blockchain_hashes: block_hashes.clone(),
+            time_server_verification: p
+                .time_evidence
+                .map(|t| t.to_json_object())
+                .unwrap_or_default(),
+            user_data: p.user_data.clone(),
+            sequence_number: p.sequence,
+            digital_signature: None,
+            signing_key_id: p.key_id.map(|k| k.to_string()),
+            signature_algorithm: self.signature.as_ref().map(|(s, _)| s.name().to_owned()),
+            hmac: None,
+            hmac_key_id: self.hmac.as_ref().map(|(name, _)| name.clone()),
+            hmac_algorithm: self
+                .hmac
+                .as_ref()
+                .map(|_| crate::JSON_HMAC_ALGORITHM.to_owned()),
+            integrity_checked_at: None,
+            encrypted_fields: sealed.map(|_| vec![crate::ENCRYPTED_USER_DATA.to_owned()]),
+            encryption_key_id: sealed.map(|s| s.key_id.clone()),
+            data_key_id: None,
+        }
+    }
+
+    /// Whether `block_hashes` names exactly the frame's anchored chains, each with a block
+    /// hash whose [`anchor_tag`] is the frame's tag.
+    pub fn anchors_agree(&self, block_hashes: &BTreeMap<String, String>) -> bool {
+        block_hashes.len() == self.payload.anchors.len()
+            && block_hashes.iter().all(|(chain, hash)| {
+                self.payload
+                    .anchors
+                    .get(chain)
+                    .is_some_and(|tag| anchor_tag(hash).is_ok_and(|t| t == *tag))
+            })
     }
 }

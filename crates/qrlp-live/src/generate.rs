@@ -42,7 +42,7 @@ impl Default for Seal {
 ///     ..FrameContent::default()
 /// };
 /// let text = generator.compact_os(&content, Seal::default())?;
-/// assert!(text.starts_with("QL1:"));
+/// assert!(text.starts_with("QL2:"));
 ///
 /// let keys = KeySet::from_identity(&identity, 0, None);
 /// let verifier = Verifier::new(keys, VerifierOptions::default());
@@ -134,7 +134,7 @@ impl Generator {
         Ok((seal.sign.then_some(self.suite), data_key))
     }
 
-    /// A compact frame text (`QL1:…`).
+    /// A compact frame text (`QL2:…`).
     ///
     /// # Errors
     /// [`FrameError::InvalidContent`] for content outside the format's limits;

@@ -82,7 +82,7 @@ pub use error::FrameError;
 pub use generate::{Generator, Seal};
 pub use json::{QrData, ENCRYPTED_USER_DATA, JSON_HMAC_ALGORITHM};
 pub use keyset::{KeyEntry, KeySet};
-pub use keystore::{KeyGeneration, KeyStore, KeyStoreError};
+pub use keystore::{load_or_generate_secret, load_secret, KeyGeneration, KeyStore, KeyStoreError};
 pub use rand_core;
 pub use text::{format_timestamp, parse_timestamp, MAX_TIMESTAMP_MS};
 pub use verify::{
@@ -92,3 +92,5 @@ pub use verify::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;

@@ -131,6 +131,9 @@ pub enum ReasonCode {
     DecryptionFailed,
     /// This (identity, sequence) was already accepted within its ttl.
     Replayed,
+    /// A document that carries a frame (the JSON written by `qrlp generate`) shows a field
+    /// that disagrees with its frame, or one that cannot be checked.
+    DocumentMismatch,
 }
 
 impl ReasonCode {
@@ -159,6 +162,7 @@ impl ReasonCode {
             ReasonCode::UnknownAnchor => "unknown_anchor",
             ReasonCode::DecryptionFailed => "decryption_failed",
             ReasonCode::Replayed => "replayed",
+            ReasonCode::DocumentMismatch => "document_mismatch",
         }
     }
 }
@@ -187,7 +191,8 @@ pub enum Verdict {
 pub struct VerificationReport {
     /// The input parsed as a frame of either format (the seed's name; also for compact).
     pub valid_json: bool,
-    /// The identity hash matches the expected identity.
+    /// The identity hash is the signing key's (recomputed from the key that verified the
+    /// signature) and, when one is configured, the expected identity.
     pub identity_verified: bool,
     /// The timestamp is within `[now - ttl, now + max_future_drift]` (and time evidence
     /// passes when required).
@@ -413,17 +418,18 @@ impl Verifier {
         &self.keys
     }
 
-    /// Verifies a frame text (compact `QL1:…` or JSON `{…}`; surrounding whitespace is
+    /// Verifies a frame text (compact `QL2:…` or JSON `{…}`; surrounding whitespace is
     /// ignored) at time `now_ms`. Never panics; malformed input gives `valid_json: false`.
     pub fn verify(&self, input: &str, now_ms: u64) -> VerificationReport {
-        let input = input.trim();
+        // Leading and trailing ASCII whitespace only (a transport's line ends), as specified.
+        let input = input.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
         let facts = if input.starts_with('{') {
             QrData::from_json(input).map(|d| self.json_facts(&d))
         } else if input.starts_with(COMPACT_PREFIX) {
             CompactFrame::decode(input).map(|f| self.compact_facts(f))
         } else {
             Err(crate::FrameError::Malformed(
-                "neither a compact frame (QL1:) nor a JSON object".into(),
+                "neither a compact frame (QL2:) nor a JSON object".into(),
             ))
         };
         match facts {
