@@ -539,7 +539,8 @@ impl Verifier {
                 .hmac_algorithm
                 .as_deref()
                 .is_none_or(|a| a == JSON_HMAC_ALGORITHM),
-            tag: unhex(h).unwrap_or_default(),
+            // The full 32-byte tag, nothing shorter.
+            tag: unhex(h).filter(|t| t.len() == 32).unwrap_or_default(),
             label: json::LABEL_HMAC,
             data: d.view(View::Hmac).unwrap_or_default().into_bytes(),
         });
