@@ -6,11 +6,10 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod batch;
-mod caption;
 mod config_init;
 mod encode;
 mod generate;
-mod live_common;
+mod keys;
 mod serve;
 mod symbol_args;
 mod verify;
@@ -41,6 +40,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Verify a live frame (text, file or PNG photo); exit 0 only if valid.
     Verify(verify::VerifyArgs),
+    /// The issuer's keys: `export` the public key set, `list`, `rotate`.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin::admin(args),
         Command::Generate(args) => generate::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(code) => code,

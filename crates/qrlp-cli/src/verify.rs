@@ -6,24 +6,24 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use qrlp_config::Config;
 use qrlp_live::{
-    format_timestamp, CompactFrame, KeySet, KeyStore, QrData, VerificationReport, Verifier,
-    VerifierOptions, COMPACT_PREFIX, MAX_FRAME_TEXT,
+    format_timestamp, KeySet, KeyStore, VerificationReport, COMPACT_PREFIX, MAX_FRAME_TEXT,
 };
 use serde_json::Value;
 
-use crate::live_common::{expected_identity, identity_path, now_ms, shared_keys, SharedKeys};
-
 const AFTER_HELP: &str = "\
-The frame may be compact text (QL1:…), the seed's QRData JSON, or the JSON document written
-by `qrlp generate` (its `frame` is checked). `-` reads standard input.
+The frame may be compact text (QL2:…), the seed's QRData JSON, or the JSON document written
+by `qrlp generate`: then its frame is verified and every field the document shows is checked
+against it (reason document_mismatch when one disagrees). `-` reads standard input.
 
 Keys come from the identity file (read only; never created here) or from an exported key
-set. The identity hash is checked against the signing key's identity.
+set (`qrlp keys export`). The identity hash is checked against the signing key.
 
-With security.hmac_secret (in --config or QRLP_HMAC_SECRET) the frame must carry a matching
-HMAC; with security.data_key_secret (QRLP_DATA_KEY_SECRET) encrypted user data is decrypted
-and shown. Without them those layers are reported as not checked.
+The HMAC is checked with security.hmac_secret (in --config or QRLP_HMAC_SECRET), else with
+$QRLP_DATA_DIR/hmac.secret when it exists (never created here); with
+security.data_key_secret (QRLP_DATA_KEY_SECRET) encrypted user data is decrypted and shown.
+Without them those layers are reported as not checked.
 
 Exit status: 0 valid; 1 invalid (the reason is printed); 2 unusable input (unreadable file,
 no QR code in the image, missing keys).";
@@ -62,21 +62,24 @@ pub struct VerifyArgs {
 
 /// Runs `qrlp verify`: exit 0 valid, 1 invalid, 2 for input errors.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let prepared = read_frame(&args).and_then(|frame| {
-        Ok((
-            frame,
-            load_keys(&args)?,
-            shared_keys(args.config.as_deref())?,
-        ))
+    let prepared = read_frame(&args).and_then(|text| {
+        let config =
+            crate::keys::load_config(args.config.as_deref(), args.identity_file.as_deref())?;
+        let keys = load_keys(&args, &config)?;
+        let verifier = qrlp_protocol::offline_verifier(&config, keys)?;
+        Ok((text, verifier))
     });
-    let (frame, keys, shared) = match prepared {
+    let (text, verifier) = match prepared {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(2));
         }
     };
-    let report = verify(&frame, keys, shared);
+    let now = now_ms();
+    // A document written by `qrlp generate`: its frame, and every field it shows.
+    let report = qrlp_protocol::document::verify_document(&verifier, &text, now)
+        .unwrap_or_else(|| verifier.verify(&text, now));
     let out = if args.json {
         report.to_json()
     } else if args.verbose {
@@ -92,8 +95,14 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn read_frame(args: &VerifyArgs) -> anyhow::Result<String> {
-    let text = match (&args.frame, &args.file, &args.image) {
+    Ok(match (&args.frame, &args.file, &args.image) {
         (Some(t), _, _) if t == "-" => {
             let mut s = String::new();
             std::io::stdin()
@@ -106,8 +115,7 @@ fn read_frame(args: &VerifyArgs) -> anyhow::Result<String> {
         (None, Some(p), _) => read_small(p)?,
         (None, None, Some(p)) => decode_image(p)?,
         (None, None, None) => bail!("give a frame, --file or --image"),
-    };
-    Ok(unwrap_document(&text))
+    })
 }
 
 /// Reads a text file of at most a few frames' size.
@@ -120,25 +128,13 @@ fn read_small(path: &Path) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// The frame inside `qrlp generate`'s JSON document (`{"frame": …}`), else `text` itself.
-fn unwrap_document(text: &str) -> String {
-    if text.trim_start().starts_with('{') {
-        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) {
-            if let Some(Value::String(frame)) = m.get("frame") {
-                return frame.clone();
-            }
-        }
-    }
-    text.to_owned()
-}
-
-fn load_keys(args: &VerifyArgs) -> anyhow::Result<KeySet> {
+fn load_keys(args: &VerifyArgs, config: &Config) -> anyhow::Result<KeySet> {
     if let Some(p) = &args.keys {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read key set {}", p.display()))?;
         return KeySet::from_json(&text).with_context(|| format!("key set {}", p.display()));
     }
-    let path = identity_path(args.identity_file.as_deref());
+    let path = qrlp_protocol::identity_path(config);
     if !path.exists() {
         bail!(
             "no identity file at {}: pass --identity-file PATH or --keys KEYSET.json",
@@ -146,38 +142,6 @@ fn load_keys(args: &VerifyArgs) -> anyhow::Result<KeySet> {
         );
     }
     Ok(KeyStore::load(&path)?.key_set())
-}
-
-/// The key id a frame names, before any check (to find the identity it should carry).
-fn claimed_key_id(frame: &str) -> Option<String> {
-    let t = frame.trim();
-    if t.starts_with('{') {
-        QrData::from_json(t).ok()?.signing_key_id
-    } else if t.starts_with(COMPACT_PREFIX) {
-        CompactFrame::decode(t)
-            .ok()?
-            .payload
-            .key_id
-            .map(|k| k.to_string())
-    } else {
-        None
-    }
-}
-
-fn verify(frame: &str, keys: KeySet, shared: SharedKeys) -> VerificationReport {
-    let expected = claimed_key_id(frame).and_then(|kid| expected_identity(&keys, &kid));
-    let options = VerifierOptions {
-        expected_identity: expected,
-        ..VerifierOptions::default()
-    };
-    let mut verifier = Verifier::new(keys, options);
-    if let Some(k) = shared.hmac {
-        verifier = verifier.with_hmac_key(k);
-    }
-    if let Some(k) = shared.data {
-        verifier = verifier.with_data_key(k);
-    }
-    verifier.verify(frame, now_ms())
 }
 
 fn age(report: &VerificationReport) -> String {
@@ -301,19 +265,4 @@ fn decode_image(path: &Path) -> anyhow::Result<String> {
 
 fn rgb_luma(r: u8, g: u8, b: u8) -> u32 {
     (299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b)) / 1000
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unwrap_document_cases() {
-        let check = |input: &str, want: &str| assert_eq!(unwrap_document(input), want, "{input}");
-        check(r#"{"frame":"QL1:ABC","version":7}"#, "QL1:ABC");
-        check(r#"{"timestamp":"x"}"#, r#"{"timestamp":"x"}"#);
-        check("QL1:ABC", "QL1:ABC");
-        check(r#"{"frame":7}"#, r#"{"frame":7}"#);
-        check("{not json", "{not json");
-    }
 }

@@ -39,7 +39,10 @@ impl Dir {
         ] {
             c.env_remove(var);
         }
+        // No time or chain servers: the tests stay on this machine.
         c.env("QRLP_DATA_DIR", &self.0)
+            .env("QRLP_TIME_TIME_SERVERS", "[]")
+            .env("QRLP_BLOCKCHAIN_ENABLED_CHAINS", "[]")
             .envs(env.iter().copied())
             .args(args);
         c.output().unwrap()
@@ -103,7 +106,7 @@ fn default_ed25519_compact_png_verifies() {
     let doc = both_then_verify_image("default", &[]);
     assert_eq!(doc["format"], "compact");
     assert_eq!(doc["algorithm"], "ed25519");
-    assert!(doc["frame"].as_str().unwrap().starts_with("QL1:"));
+    assert!(doc["frame"].as_str().unwrap().starts_with("QL2:"));
     assert!(doc["version"].as_u64().unwrap() <= 10, "{doc}");
     assert_eq!(doc["ecc"], "M");
 }
@@ -131,7 +134,7 @@ fn json_frame_png_verifies() {
 }
 
 #[test]
-fn identity_file_is_private_and_sequence_increases() {
+fn identity_and_hmac_secret_are_private_and_sequence_increases() {
     let dir = Dir::new("identity");
     let seq = |dir: &Dir| {
         let g = dir.qrlp(&["generate", "--format", "json"]);
@@ -140,12 +143,17 @@ fn identity_file_is_private_and_sequence_increases() {
         doc["sequence_number"].as_u64().unwrap()
     };
     let first = seq(&dir);
-    assert_eq!(seq(&dir), first + 1);
+    assert!(seq(&dir) > first);
+    // The protocol's sequence: it starts at the Unix time in ms, and no file keeps it.
+    assert!(first > 1_700_000_000_000, "{first}");
+    assert!(!dir.path("identity.seq").exists());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let meta = std::fs::metadata(dir.path("identity.json")).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        for file in ["identity.json", "hmac.secret"] {
+            let meta = std::fs::metadata(dir.path(file)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
     }
 }
 
@@ -187,7 +195,7 @@ fn one_changed_character_in_a_json_frame_is_invalid() {
             stdout(&v)
         );
     }
-    // The seed-format object in the document of a compact generation verifies too.
+    // The document's qr_data of a JSON frame is the frame itself.
     let qr_data = doc["qr_data"].to_string();
     let v = dir.qrlp(&["verify", &qr_data]);
     assert_eq!(code(&v), 0, "{}", stdout(&v));
@@ -233,9 +241,9 @@ fn an_exported_key_set_verifies_offline() {
     let g = dir.qrlp(&["generate", "--format", "json"]);
     assert_eq!(code(&g), 0, "{}", stderr(&g));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
-    let store = qrlp_live::KeyStore::load(&dir.path("identity.json")).unwrap();
     let keys = dir.path("keys.json");
-    std::fs::write(&keys, store.key_set().to_json()).unwrap();
+    let e = dir.qrlp(&["keys", "export", "--output", s(&keys)]);
+    assert_eq!(code(&e), 0, "{}", stderr(&e));
     // Moving the identity away proves the key set alone is used.
     std::fs::remove_file(dir.path("identity.json")).unwrap();
     let v = dir.qrlp(&[
@@ -281,7 +289,7 @@ fn input_errors_exit_2() {
     );
     let none = dir.path("none.json");
     check(
-        &["verify", "--identity-file", s(&none), "QL1:X"],
+        &["verify", "--identity-file", s(&none), "QL2:X"],
         "no identity file",
     );
     assert!(!none.exists(), "verify must never create an identity");
@@ -363,13 +371,14 @@ fn a_configured_hmac_secret_is_carried_and_checked() {
             stdout(&v)
         );
     }
-    // A frame made without the secret fails a verifier that requires it.
+    // A frame made without a configured secret carries an HMAC under the data
+    // directory's secret: a verifier with another secret under that name refuses it.
     let g = dir.qrlp(&["generate", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
     let v = dir.qrlp_with(&[HMAC], &["verify", doc["frame"].as_str().unwrap()]);
     assert_eq!(code(&v), 1, "{}", stdout(&v));
     assert!(
-        stdout(&v).starts_with("invalid: hmac_missing"),
+        stdout(&v).starts_with("invalid: hmac_mismatch"),
         "{}",
         stdout(&v)
     );

@@ -199,7 +199,7 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "live.frame_format",
-        doc: "Text put in the QR code: \"compact\" (QL1: + base45, small) or \"json\" (the seed's\nQRData).",
+        doc: "Text put in the QR code: \"compact\" (QL2: + base45, small) or \"json\" (the seed's\nQRData).",
         aliases: &[],
     },
     KeyDoc {
@@ -279,17 +279,17 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "identity.include_system_info",
-        doc: "Include the host name, OS and architecture in the identity hash.",
+        doc: "Report the host name, OS and architecture in the statistics (identity_stats). The\nidentity hash itself is the SHA-256 of the signing key, so offline verifiers can check it.",
         aliases: &[],
     },
     KeyDoc {
         key: "identity.hash_algorithm",
-        doc: "Hash of the identity: \"sha256\" or \"sha512\".",
+        doc: "\"sha256\" or \"sha512\", accepted for the seed's files; identity hashes are SHA-256 of\nthe signing key (docs/qrlp-frames.md).",
         aliases: &[],
     },
     KeyDoc {
         key: "identity.custom_data",
-        doc: "Extra name -> value pairs included in the identity hash. In the environment:\nname=value,name=value.",
+        doc: "Extra name -> value pairs reported with the identity in the statistics. In the\nenvironment: name=value,name=value.",
         aliases: &[],
     },
     KeyDoc {
@@ -339,7 +339,7 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "security.hmac_secret",
-        doc: "Secret the HMAC key is derived from, at least 16 bytes (32 random bytes advised);\nempty for a random key that only this process can check. Never logged.",
+        doc: "Secret the HMAC key is derived from (its UTF-8 bytes), at least 16 bytes (32 random\nbytes advised); empty to use <storage.data_dir>/hmac.secret, created (mode 0600) on first\nuse. Never logged.",
         aliases: &["QRLP_HMAC_SECRET"],
     },
     KeyDoc {

@@ -22,7 +22,7 @@ pub struct LiveConfig {
     /// interval, at most one day). Compact frames carry it; JSON frames use
     /// `verification.max_time_drift` instead.
     pub ttl_secs: f64,
-    /// The frame text put in the QR code: compact (`QL1:…`, small) or json (the seed's).
+    /// The frame text put in the QR code: compact (`QL2:…`, small) or json (the seed's).
     pub frame_format: FrameFormat,
     /// Signature suite: ed25519, fn-dsa (post-quantum FN-DSA-512) or hybrid (both).
     pub signature: SignatureSuite,
@@ -47,7 +47,7 @@ impl Default for LiveConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FrameFormat {
-    /// `QL1:` + base45 of CBOR, in the QR alphanumeric set.
+    /// `QL2:` + base45 of CBOR, in the QR alphanumeric set.
     Compact,
     /// The seed's `QRData` JSON.
     Json,
@@ -277,11 +277,12 @@ pub struct IdentityConfig {
     pub identity_file: String,
     /// Create the identity file with new keys when it does not exist.
     pub auto_generate: bool,
-    /// Include the host name, OS and architecture in the identity hash.
+    /// Report the host name, OS and architecture in the statistics. (The identity hash is
+    /// the SHA-256 of the signing key, so that offline verifiers can check it.)
     pub include_system_info: bool,
-    /// Hash of the identity: sha256 or sha512.
+    /// sha256 or sha512, accepted for the seed's files; identity hashes are SHA-256.
     pub hash_algorithm: String,
-    /// Extra name → value pairs included in the identity hash.
+    /// Extra name → value pairs reported with the identity in the statistics.
     pub custom_data: BTreeMap<String, String>,
 }
 
@@ -357,8 +358,9 @@ pub struct SecurityConfig {
     pub sign_qr_data: bool,
     /// HMAC of every frame: sha256.
     pub hmac_algorithm: String,
-    /// Secret the HMAC key is derived from (at least 16 bytes); empty for a random one
-    /// per process, which only this process can check.
+    /// Secret the HMAC key is derived from (its UTF-8 bytes, at least 16); empty to use
+    /// `<storage.data_dir>/hmac.secret`, created with mode 0600 on first use (like the
+    /// identity), so processes sharing the data directory check each other's frames.
     pub hmac_secret: String,
     /// Name of the HMAC key carried in frames (`_hmac_key_id`).
     pub hmac_key_id: String,

@@ -20,7 +20,6 @@ fn content(seq: u64) -> FrameContent {
         sequence: seq,
         timestamp_ms: TS,
         ttl_ms: 10_000,
-        identity_hash: vec![0x5A; 32],
         anchors: BTreeMap::from([(
             "bitcoin".to_owned(),
             "00000000000000000001a2b3c4d5e6f7a8b9c0d1e2f30415263748596a7b8c9d".to_owned(),

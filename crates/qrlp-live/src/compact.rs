@@ -1,28 +1,29 @@
-//! The compact frame: `QL1:` + base45(CBOR). See `docs/qrlp-frames.md` for the byte layout.
+//! The compact frame: `QL2:` + base45(CBOR). See `docs/qrlp-frames.md` for the byte layout.
 
 use std::collections::BTreeMap;
 
 use rand_core::{CryptoRng, RngCore};
 
 use crate::cbor::{CborError, Decoder, Encoder};
-use crate::content::{canonical_json, MAX_ANCHORS, MAX_TTL_MS, MAX_USER_DATA};
+use crate::content::{MAX_ANCHORS, MAX_TTL_MS, MAX_USER_DATA};
 use crate::crypto::{DataKey, HmacKey, KeyId, SigningIdentity, Suite};
 use crate::error::malformed;
+use crate::jcs::jcs;
 use crate::text::MAX_TIMESTAMP_MS;
 use crate::{anchor_tag, FrameContent, FrameError, TimeEvidence, UserData};
 
-/// The text before the base45 data; `1` is the format version.
-pub const COMPACT_PREFIX: &str = "QL1:";
-/// The payload format version (payload key 0).
-pub const COMPACT_VERSION: u64 = 1;
+/// The text before the base45 data; `2` is the format version.
+pub const COMPACT_PREFIX: &str = "QL2:";
+/// The payload format version (payload key 0). Version 2 signs the HMAC element too.
+pub const COMPACT_VERSION: u64 = 2;
 /// Bytes of the identity hash a compact frame carries.
 pub const COMPACT_IDENTITY_LEN: usize = 16;
 /// Bytes of the HMAC-SHA256 tag a compact frame carries (the left half).
 pub const COMPACT_HMAC_LEN: usize = 16;
 
-pub(crate) const LABEL_SIG: &[u8] = b"QRLP/1 compact signature\0";
-pub(crate) const LABEL_HMAC: &[u8] = b"QRLP/1 compact hmac\0";
-pub(crate) const LABEL_AAD: &[u8] = b"QRLP/1 compact user-data\0";
+pub(crate) const LABEL_SIG: &[u8] = b"QRLP/2 compact signature\0";
+pub(crate) const LABEL_HMAC: &[u8] = b"QRLP/2 compact hmac\0";
+pub(crate) const LABEL_AAD: &[u8] = b"QRLP/2 compact user-data\0";
 
 /// Payload map keys.
 mod key {
@@ -81,10 +82,15 @@ pub struct CompactPayload {
 pub struct CompactFrame {
     /// The payload fields.
     pub payload: CompactPayload,
-    /// The exact payload bytes (what the signature and HMAC cover).
+    /// The exact payload bytes (what the HMAC covers).
     pub payload_bytes: Vec<u8>,
-    /// The suite and its signatures, if signed.
+    /// The frame's bytes after its array head up to the signature element: the payload
+    /// item and the HMAC item, as encoded. The signature covers them all.
+    pub signed_bytes: Vec<u8>,
+    /// The suite and its signatures, if signed with a known suite.
     pub signature: Option<(Suite, Vec<Vec<u8>>)>,
+    /// The suite number of a signature whose suite this decoder does not know.
+    pub unknown_suite: Option<u64>,
     /// The HMAC key name and truncated tag, if present.
     pub hmac: Option<(String, Vec<u8>)>,
 }
@@ -153,7 +159,9 @@ impl CompactPayload {
         }
         if let Some(u) = &self.user_data {
             e.uint(key::USER);
-            e.text(&canonical_json(&serde_json::Value::Object(u.clone())));
+            // User data is checked to have a JCS form before it gets here (content check
+            // or the decoder), so this is never empty.
+            e.text(&jcs(&serde_json::Value::Object(u.clone())).unwrap_or_default());
         }
         if let Some(s) = sealed {
             e.uint(key::ENC);
@@ -326,10 +334,21 @@ fn decode_anchors(d: &mut Decoder<'_>) -> Result<BTreeMap<String, [u8; 8]>, Fram
     Ok(out)
 }
 
-/// Parses user data JSON (strict: an object, no duplicate keys).
+/// Parses user data JSON: an object, no duplicate keys, written in its JCS form (so the
+/// text of a frame is unique).
 pub(crate) fn parse_user_json(t: &str) -> Result<UserData, FrameError> {
-    match serde_json::from_str::<crate::json::StrictValue>(t) {
-        Ok(crate::json::StrictValue(serde_json::Value::Object(m))) => Ok(m),
+    let m = match serde_json::from_str::<crate::json::StrictValue>(t) {
+        Ok(crate::json::StrictValue(serde_json::Value::Object(m))) => m,
+        _ => return Err(malformed("user data is not a JSON object")),
+    };
+    let v = serde_json::Value::Object(m);
+    if jcs(&v).ok().as_deref() != Some(t) {
+        return Err(malformed(
+            "user data is not in its canonical (RFC 8785) form",
+        ));
+    }
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
         _ => Err(malformed("user data is not a JSON object")),
     }
 }
@@ -338,19 +357,21 @@ fn cbor(what: &'static str) -> impl Fn(CborError) -> FrameError {
     move |e| malformed(format!("{what}: {e:?}"))
 }
 
-/// The signed message: label, suite id, payload bytes.
-pub(crate) fn signed_message(suite: Suite, payload: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(LABEL_SIG.len() + 1 + payload.len());
+/// The signed message: label, suite id, then the encoded payload and HMAC items.
+pub(crate) fn signed_message(suite: Suite, signed_bytes: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(LABEL_SIG.len() + 1 + signed_bytes.len());
     m.extend_from_slice(LABEL_SIG);
     m.push(suite.id());
-    m.extend_from_slice(payload);
+    m.extend_from_slice(signed_bytes);
     m
 }
 
 /// Builds and encodes a compact frame.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn seal<R: RngCore + CryptoRng>(
     content: &FrameContent,
     identity: &SigningIdentity,
+    identity_hash: &[u8],
     suite: Option<Suite>,
     hmac: Option<&HmacKey>,
     encrypt: Option<&DataKey>,
@@ -371,7 +392,7 @@ pub(crate) fn seal<R: RngCore + CryptoRng>(
         sequence: content.sequence,
         timestamp_ms: content.timestamp_ms,
         ttl_ms: content.ttl_ms,
-        identity: content.identity_hash[..COMPACT_IDENTITY_LEN].to_vec(),
+        identity: identity_hash[..COMPACT_IDENTITY_LEN].to_vec(),
         anchors,
         time_evidence: content.time_evidence,
         user_data: content.user_data.clone(),
@@ -380,7 +401,7 @@ pub(crate) fn seal<R: RngCore + CryptoRng>(
     if let Some((key, user)) = encrypt.and_then(|k| Some((k, p.user_data.take()?))) {
         // The AAD is the payload as it will be, minus key 9 (and key 8, now taken).
         let aad = [LABEL_AAD, &p.encode(false)].concat();
-        let plain = canonical_json(&serde_json::Value::Object(user));
+        let plain = jcs(&serde_json::Value::Object(user))?;
         let (nonce, ciphertext) = key.seal(&aad, plain.as_bytes(), rng)?;
         p.sealed = Some(SealedData {
             key_id: key.id().to_owned(),
@@ -389,26 +410,29 @@ pub(crate) fn seal<R: RngCore + CryptoRng>(
         });
     }
     let payload = p.encode(true);
+    // [payload, hmac, signature]: the signature covers the first two items as encoded.
     let mut e = Encoder::default();
     e.array(3);
+    let signed_from = e.buf.len();
     e.bytes(&payload);
-    match suite {
-        Some(s) => {
-            let sigs = identity.sign(s, &signed_message(s, &payload), rng)?;
-            e.array(1 + sigs.len());
-            e.uint(u64::from(s.id()));
-            for sig in &sigs {
-                e.bytes(sig);
-            }
-        }
-        None => e.null(),
-    }
     match hmac {
         Some(k) => {
             let tag = k.tag(LABEL_HMAC, &payload);
             e.array(2);
             e.text(k.id());
             e.bytes(&tag[..COMPACT_HMAC_LEN]);
+        }
+        None => e.null(),
+    }
+    match suite {
+        Some(s) => {
+            let msg = signed_message(s, &e.buf[signed_from..]);
+            let sigs = identity.sign(s, &msg, rng)?;
+            e.array(1 + sigs.len());
+            e.uint(u64::from(s.id()));
+            for sig in &sigs {
+                e.bytes(sig);
+            }
         }
         None => e.null(),
     }
@@ -421,7 +445,7 @@ impl CompactFrame {
     /// Decodes a compact frame text (with its prefix). Strict: see the module docs.
     ///
     /// ```
-    /// assert!(qrlp_live::CompactFrame::decode("QL1:ZZZ").is_err());
+    /// assert!(qrlp_live::CompactFrame::decode("QL2:ZZZ").is_err());
     /// ```
     pub fn decode(text: &str) -> Result<CompactFrame, FrameError> {
         if text.len() > crate::MAX_FRAME_TEXT {
@@ -429,35 +453,15 @@ impl CompactFrame {
         }
         let body = text
             .strip_prefix(COMPACT_PREFIX)
-            .ok_or_else(|| malformed("missing QL1: prefix"))?;
+            .ok_or_else(|| malformed("missing QL2: prefix"))?;
         let bytes = crate::base45::decode(body).ok_or_else(|| malformed("invalid base45"))?;
         let mut d = Decoder::new(&bytes);
         if d.array(3).map_err(cbor("frame"))? != 3 {
-            return Err(malformed("a frame is [payload, signature, hmac]"));
+            return Err(malformed("a frame is [payload, hmac, signature]"));
         }
+        let signed_from = d.position();
         let payload_bytes = d.bytes(crate::MAX_FRAME_TEXT).map_err(cbor("payload"))?;
         let payload = CompactPayload::decode(payload_bytes)?;
-        let signature = if d.null().map_err(cbor("signature"))? {
-            None
-        } else {
-            let n = d.array(3).map_err(cbor("signature"))?;
-            let id = d.uint().map_err(cbor("suite"))?;
-            let suite =
-                Suite::from_id(id).ok_or_else(|| malformed(format!("unknown suite {id}")))?;
-            let lens = suite.signature_lens();
-            if n != 1 + lens.len() {
-                return Err(malformed("wrong number of signatures for the suite"));
-            }
-            let mut sigs = Vec::with_capacity(lens.len());
-            for &len in lens {
-                let s = d.bytes(len).map_err(cbor("signature bytes"))?;
-                if s.len() != len {
-                    return Err(malformed("signature length"));
-                }
-                sigs.push(s.to_vec());
-            }
-            Some((suite, sigs))
-        };
         let hmac = if d.null().map_err(cbor("hmac"))? {
             None
         } else {
@@ -471,10 +475,49 @@ impl CompactFrame {
             }
             Some((id, tag.to_vec()))
         };
+        let signed_bytes = d.key_bytes_after(signed_from).to_vec();
+        let mut unknown_suite = None;
+        let signature = if d.null().map_err(cbor("signature"))? {
+            None
+        } else {
+            let n = d.array(3).map_err(cbor("signature"))?;
+            let id = d.uint().map_err(cbor("suite"))?;
+            match Suite::from_id(id) {
+                Some(suite) => {
+                    let lens = suite.signature_lens();
+                    if n != 1 + lens.len() {
+                        return Err(malformed("wrong number of signatures for the suite"));
+                    }
+                    let mut sigs = Vec::with_capacity(lens.len());
+                    for &len in lens {
+                        let s = d.bytes(len).map_err(cbor("signature bytes"))?;
+                        if s.len() != len {
+                            return Err(malformed("signature length"));
+                        }
+                        sigs.push(s.to_vec());
+                    }
+                    Some((suite, sigs))
+                }
+                None => {
+                    // A suite this verifier does not know: read its signatures so the
+                    // frame is well formed, and let the verifier refuse the algorithm.
+                    if n < 2 {
+                        return Err(malformed("a signature needs at least one value"));
+                    }
+                    for _ in 1..n {
+                        d.bytes(crate::MAX_FRAME_TEXT)
+                            .map_err(cbor("signature bytes"))?;
+                    }
+                    unknown_suite = Some(id);
+                    None
+                }
+            }
+        };
         if !d.is_at_end() {
             return Err(malformed("trailing bytes after the frame"));
         }
-        if signature.is_some() != payload.key_id.is_some() {
+        let signed = signature.is_some() || unknown_suite.is_some();
+        if signed != payload.key_id.is_some() {
             return Err(malformed(
                 "a key id goes with a signature and only with one",
             ));
@@ -482,8 +525,63 @@ impl CompactFrame {
         Ok(CompactFrame {
             payload,
             payload_bytes: payload_bytes.to_vec(),
+            signed_bytes,
             signature,
+            unknown_suite,
             hmac,
         })
+    }
+}
+
+impl CompactFrame {
+    /// The seed's `QRData` of this frame: what it says, in the JSON format's fields, without
+    /// a signature or HMAC value (those are the compact frame's own). A compact frame
+    /// carries only the first 16 bytes of the identity hash and the tags of its anchors, so
+    /// the caller gives the full identity hash (the signing key's, [`crate::identity_hash`])
+    /// and the block hashes; [`CompactFrame::anchors_agree`] checks them against the tags.
+    /// Encrypted user data is left out (`_encrypted_fields` says it is there).
+    pub fn describe(
+        &self,
+        identity_hash: &[u8],
+        block_hashes: &BTreeMap<String, String>,
+    ) -> crate::QrData {
+        let p = &self.payload;
+        let sealed = p.sealed.as_ref();
+        crate::QrData {
+            timestamp: crate::format_timestamp(p.timestamp_ms),
+            identity_hash: crate::text::hex(identity_hash),
+            blockchain_hashes: block_hashes.clone(),
+            time_server_verification: p
+                .time_evidence
+                .map(|t| t.to_json_object())
+                .unwrap_or_default(),
+            user_data: p.user_data.clone(),
+            sequence_number: p.sequence,
+            digital_signature: None,
+            signing_key_id: p.key_id.map(|k| k.to_string()),
+            signature_algorithm: self.signature.as_ref().map(|(s, _)| s.name().to_owned()),
+            hmac: None,
+            hmac_key_id: self.hmac.as_ref().map(|(name, _)| name.clone()),
+            hmac_algorithm: self
+                .hmac
+                .as_ref()
+                .map(|_| crate::JSON_HMAC_ALGORITHM.to_owned()),
+            integrity_checked_at: None,
+            encrypted_fields: sealed.map(|_| vec![crate::ENCRYPTED_USER_DATA.to_owned()]),
+            encryption_key_id: sealed.map(|s| s.key_id.clone()),
+            data_key_id: None,
+        }
+    }
+
+    /// Whether `block_hashes` names exactly the frame's anchored chains, each with a block
+    /// hash whose [`anchor_tag`] is the frame's tag.
+    pub fn anchors_agree(&self, block_hashes: &BTreeMap<String, String>) -> bool {
+        block_hashes.len() == self.payload.anchors.len()
+            && block_hashes.iter().all(|(chain, hash)| {
+                self.payload
+                    .anchors
+                    .get(chain)
+                    .is_some_and(|tag| anchor_tag(hash).is_ok_and(|t| t == *tag))
+            })
     }
 }

@@ -69,7 +69,9 @@ pub struct FrameContent {
     /// Validity from `timestamp_ms`, ms (1 ms to [`MAX_TTL_MS`]). JSON frames do not carry
     /// it (the seed's format has no such field); their verifier applies its own.
     pub ttl_ms: u64,
-    /// Hash of the issuer's identity (16 to 64 bytes; SHA-256 = 32).
+    /// Leave empty: the generator writes the identity hash of its signing key
+    /// ([`crate::identity_hash`], the one definition), which verifiers recompute from the
+    /// key set. A non-empty value must equal it.
     pub identity_hash: Vec<u8>,
     /// Chain name → latest block hash as fetched (hex, `0x` allowed), e.g. `"bitcoin"`.
     pub anchors: BTreeMap<String, String>,
@@ -88,9 +90,6 @@ impl FrameContent {
         if self.ttl_ms == 0 || self.ttl_ms > MAX_TTL_MS {
             return bad("ttl must be 1 ms to 1 day");
         }
-        if !(16..=64).contains(&self.identity_hash.len()) {
-            return bad("identity hash must be 16 to 64 bytes");
-        }
         if self.anchors.len() > MAX_ANCHORS {
             return bad("at most 8 anchors");
         }
@@ -108,7 +107,7 @@ impl FrameContent {
             }
         }
         if let Some(u) = &self.user_data {
-            if canonical_json(&Value::Object(u.clone())).len() > MAX_USER_DATA {
+            if crate::jcs::jcs(&Value::Object(u.clone()))?.len() > MAX_USER_DATA {
                 return bad("user data over 2048 bytes");
             }
         }
@@ -147,69 +146,4 @@ pub fn anchor_tag(hash: &str) -> Result<[u8; 8], FrameError> {
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&bytes[start..]);
     Ok(tag)
-}
-
-/// Canonical JSON text of a value: no whitespace, object keys in bytewise order of their
-/// UTF-8, strings escaped as serde_json does, numbers as serde_json prints them. The
-/// ordering is done here, not by the map type, so it holds whatever serde_json features
-/// another crate turns on.
-pub(crate) fn canonical_json(v: &Value) -> String {
-    let mut s = String::new();
-    write_canonical(&mut s, v);
-    s
-}
-
-pub(crate) fn write_canonical(out: &mut String, v: &Value) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_str(out, k);
-                out.push(':');
-                if let Some(v) = m.get(k) {
-                    write_canonical(out, v);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(out, v);
-            }
-            out.push(']');
-        }
-        Value::String(s) => write_str(out, s),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Null => out.push_str("null"),
-    }
-}
-
-pub(crate) fn write_str(out: &mut String, s: &str) {
-    // Serialising a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_sorts_keys_at_every_level() {
-        let v: Value = serde_json::from_str(r#"{"b":1,"a":{"z":[1,{"y":2,"x":"é\n"}],"c":null}}"#)
-            .unwrap_or(Value::Null);
-        assert_eq!(
-            canonical_json(&v),
-            r#"{"a":{"c":null,"z":[1,{"x":"é\n","y":2}]},"b":1}"#
-        );
-    }
 }

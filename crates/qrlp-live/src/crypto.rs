@@ -165,6 +165,30 @@ impl PublicKey {
     pub fn key_id(&self) -> KeyId {
         KeyId::of(&self.bytes)
     }
+
+    /// The identity hash of frames signed with this key: SHA-256 of the public key bytes
+    /// (the key id is its first 8 bytes). See [`identity_hash`].
+    pub fn identity_hash(&self) -> [u8; IDENTITY_HASH_LEN] {
+        identity_hash(&self.bytes)
+    }
+}
+
+/// Bytes of an identity hash.
+pub const IDENTITY_HASH_LEN: usize = 32;
+
+/// The identity hash, the one definition: SHA-256 of the public key bytes of the suite that
+/// signs the frame, as published in the key set (Ed25519: the 32-byte key; FN-DSA-512: the
+/// 897-byte key; hybrid: both concatenated). A verifier holding the key set recomputes it
+/// from the key that verified the signature, so it needs no other registry.
+///
+/// ```
+/// use qrlp_live::{identity_hash, SigningIdentity, Suite};
+/// let id = SigningIdentity::from_ed25519_seed([7; 32]);
+/// let key = id.public_key(Suite::Ed25519).unwrap();
+/// assert_eq!(identity_hash(key.as_bytes())[..8], key.key_id().0);
+/// ```
+pub fn identity_hash(public_key: &[u8]) -> [u8; IDENTITY_HASH_LEN] {
+    Sha256::digest(public_key).into()
 }
 
 /// A decoded verifying key, ready to check signatures.
@@ -325,6 +349,11 @@ impl SigningIdentity {
     /// The key id for `suite`, if supported.
     pub fn key_id(&self, suite: Suite) -> Option<KeyId> {
         self.public_key(suite).map(|k| k.key_id())
+    }
+
+    /// The identity hash of frames signed with `suite` ([`identity_hash`]), if supported.
+    pub fn identity_hash(&self, suite: Suite) -> Option<[u8; IDENTITY_HASH_LEN]> {
+        self.public_key(suite).map(|k| k.identity_hash())
     }
 
     /// Signs `msg` with every key of `suite`; one signature per key, in suite order.

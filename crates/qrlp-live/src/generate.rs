@@ -39,11 +39,10 @@ impl Default for Seal {
 ///     sequence: 1,
 ///     timestamp_ms: 1_736_609_445_000,
 ///     ttl_ms: 30_000,
-///     identity_hash: vec![0xAB; 32],
 ///     ..FrameContent::default()
 /// };
 /// let text = generator.compact_os(&content, Seal::default())?;
-/// assert!(text.starts_with("QL1:"));
+/// assert!(text.starts_with("QL2:"));
 ///
 /// let keys = KeySet::from_identity(&identity, 0, None);
 /// let verifier = Verifier::new(keys, VerifierOptions::default());
@@ -105,6 +104,27 @@ impl Generator {
         &self.identity
     }
 
+    /// The identity hash this generator's frames carry: that of its signing key
+    /// ([`crate::identity_hash`]).
+    pub fn identity_hash(&self) -> [u8; crate::IDENTITY_HASH_LEN] {
+        // `with_suite` only accepts suites the identity has a key for.
+        self.identity
+            .identity_hash(self.suite)
+            .unwrap_or([0; crate::IDENTITY_HASH_LEN])
+    }
+
+    /// Checks the caller's identity hash (empty, or the generator's own).
+    fn identity_for(&self, content: &FrameContent) -> Result<[u8; 32], FrameError> {
+        let own = self.identity_hash();
+        if content.identity_hash.is_empty() || content.identity_hash == own {
+            Ok(own)
+        } else {
+            Err(FrameError::InvalidContent(
+                "identity hash is not the signing key's (leave it empty)".into(),
+            ))
+        }
+    }
+
     fn parts(&self, seal: Seal) -> Result<(Option<Suite>, Option<&DataKey>), FrameError> {
         let data_key = if seal.encrypt {
             Some(self.data_key.as_deref().ok_or(FrameError::NoDataKey)?)
@@ -114,7 +134,7 @@ impl Generator {
         Ok((seal.sign.then_some(self.suite), data_key))
     }
 
-    /// A compact frame text (`QL1:…`).
+    /// A compact frame text (`QL2:…`).
     ///
     /// # Errors
     /// [`FrameError::InvalidContent`] for content outside the format's limits;
@@ -126,9 +146,11 @@ impl Generator {
         rng: &mut R,
     ) -> Result<String, FrameError> {
         let (suite, key) = self.parts(seal)?;
+        let identity_hash = self.identity_for(content)?;
         crate::compact::seal(
             content,
             &self.identity,
+            &identity_hash,
             suite,
             self.hmac.as_deref(),
             key,
@@ -147,9 +169,11 @@ impl Generator {
         rng: &mut R,
     ) -> Result<QrData, FrameError> {
         let (suite, key) = self.parts(seal)?;
+        let identity_hash = self.identity_for(content)?;
         crate::json::seal(
             content,
             &self.identity,
+            &identity_hash,
             suite,
             self.hmac.as_deref(),
             key,

@@ -8,15 +8,15 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::content::{canonical_json, write_canonical, write_str};
 use crate::crypto::{DataKey, HmacKey, SigningIdentity, Suite};
 use crate::error::malformed;
+use crate::jcs::{jcs, write_jcs, write_str};
 use crate::text::{b64, format_timestamp, hex, parse_timestamp, unhex};
 use crate::{FrameContent, FrameError, TimeEvidence, UserData};
 
-pub(crate) const LABEL_SIG: &[u8] = b"QRLP/1 json signature\0";
-pub(crate) const LABEL_HMAC: &[u8] = b"QRLP/1 json hmac\0";
-pub(crate) const LABEL_AAD: &[u8] = b"QRLP/1 json user-data\0";
+pub(crate) const LABEL_SIG: &[u8] = b"QRLP/2 json signature\0";
+pub(crate) const LABEL_HMAC: &[u8] = b"QRLP/2 json hmac\0";
+pub(crate) const LABEL_AAD: &[u8] = b"QRLP/2 json user-data\0";
 
 /// The `_hmac_algorithm` value.
 pub const JSON_HMAC_ALGORITHM: &str = "sha256";
@@ -76,102 +76,106 @@ pub struct QrData {
     pub data_key_id: Option<String>,
 }
 
-/// Which fields [`QrData::write`] leaves out.
+/// Which fields a canonical view of the frame leaves out.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum View {
-    /// Everything: the frame.
-    Full,
-    /// Without `digital_signature` and `_hmac`: what both cover.
+    /// Without `digital_signature`: what the signature covers (the HMAC tag included).
     Signed,
+    /// Also without `_hmac`: what the HMAC covers.
+    Hmac,
     /// Also without `user_data`: the encryption AAD.
     Aad,
 }
 
 impl QrData {
-    /// The compact JSON text.
+    /// The compact JSON text: fields in the seed's order, no whitespace, values in their
+    /// RFC 8785 (JCS) form.
     pub fn to_json(&self) -> String {
-        self.write(View::Full)
-    }
-
-    pub(crate) fn write(&self, view: View) -> String {
         let mut o = String::with_capacity(512);
         o.push('{');
-        let mut field = |o: &mut String, name: &str| {
-            if o.len() > 1 {
+        for (i, (name, value)) in self.fields().into_iter().enumerate() {
+            if i > 0 {
                 o.push(',');
             }
-            write_str(o, name);
+            write_str(&mut o, name);
             o.push(':');
-        };
-        field(&mut o, "timestamp");
-        write_str(&mut o, &self.timestamp);
-        field(&mut o, "identity_hash");
-        write_str(&mut o, &self.identity_hash);
-        field(&mut o, "blockchain_hashes");
-        let chains: Map<String, Value> = self
-            .blockchain_hashes
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        write_canonical(&mut o, &Value::Object(chains));
-        field(&mut o, "time_server_verification");
-        write_canonical(
-            &mut o,
-            &Value::Object(self.time_server_verification.clone()),
-        );
-        if let (Some(u), false) = (&self.user_data, view == View::Aad) {
-            field(&mut o, "user_data");
-            write_canonical(&mut o, &Value::Object(u.clone()));
+            // Every value either came out of a checked frame or was checked by the
+            // generator (numbers exact), so JCS cannot fail here.
+            let _ = write_jcs(&mut o, &value);
         }
-        field(&mut o, "sequence_number");
-        o.push_str(&self.sequence_number.to_string());
-        let opt =
-            |o: &mut String, f: &mut dyn FnMut(&mut String, &str), n: &str, v: &Option<String>| {
-                if let Some(v) = v {
-                    f(o, n);
-                    write_str(o, v);
-                }
-            };
-        if view == View::Full {
-            opt(
-                &mut o,
-                &mut field,
-                "digital_signature",
-                &self.digital_signature,
-            );
-        }
-        opt(&mut o, &mut field, "signing_key_id", &self.signing_key_id);
-        opt(
-            &mut o,
-            &mut field,
-            "signature_algorithm",
-            &self.signature_algorithm,
-        );
-        if view == View::Full {
-            opt(&mut o, &mut field, "_hmac", &self.hmac);
-        }
-        opt(&mut o, &mut field, "_hmac_key_id", &self.hmac_key_id);
-        opt(&mut o, &mut field, "_hmac_algorithm", &self.hmac_algorithm);
-        opt(
-            &mut o,
-            &mut field,
-            "_integrity_checked_at",
-            &self.integrity_checked_at,
-        );
-        if let Some(list) = &self.encrypted_fields {
-            field(&mut o, "_encrypted_fields");
-            let arr = Value::Array(list.iter().cloned().map(Value::String).collect());
-            write_canonical(&mut o, &arr);
-        }
-        opt(
-            &mut o,
-            &mut field,
-            "_encryption_key_id",
-            &self.encryption_key_id,
-        );
-        opt(&mut o, &mut field, "_data_key_id", &self.data_key_id);
         o.push('}');
         o
+    }
+
+    /// The fields present, in the seed's order, as JSON values.
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let s = |v: &String| Value::String(v.clone());
+        let mut f: Vec<(&'static str, Value)> = vec![
+            ("timestamp", s(&self.timestamp)),
+            ("identity_hash", s(&self.identity_hash)),
+            (
+                "blockchain_hashes",
+                Value::Object(
+                    self.blockchain_hashes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), s(v)))
+                        .collect(),
+                ),
+            ),
+            (
+                "time_server_verification",
+                Value::Object(self.time_server_verification.clone()),
+            ),
+        ];
+        if let Some(u) = &self.user_data {
+            f.push(("user_data", Value::Object(u.clone())));
+        }
+        f.push(("sequence_number", Value::from(self.sequence_number)));
+        let optional = [
+            ("digital_signature", &self.digital_signature),
+            ("signing_key_id", &self.signing_key_id),
+            ("signature_algorithm", &self.signature_algorithm),
+            ("_hmac", &self.hmac),
+            ("_hmac_key_id", &self.hmac_key_id),
+            ("_hmac_algorithm", &self.hmac_algorithm),
+            ("_integrity_checked_at", &self.integrity_checked_at),
+        ];
+        for (name, v) in optional {
+            if let Some(v) = v {
+                f.push((name, s(v)));
+            }
+        }
+        if let Some(list) = &self.encrypted_fields {
+            f.push((
+                "_encrypted_fields",
+                Value::Array(list.iter().map(s).collect()),
+            ));
+        }
+        for (name, v) in [
+            ("_encryption_key_id", &self.encryption_key_id),
+            ("_data_key_id", &self.data_key_id),
+        ] {
+            if let Some(v) = v {
+                f.push((name, s(v)));
+            }
+        }
+        f
+    }
+
+    /// The JCS text of the frame object without the fields `view` leaves out.
+    pub(crate) fn view(&self, view: View) -> Result<String, FrameError> {
+        let left_out: &[&str] = match view {
+            View::Signed => &["digital_signature"],
+            View::Hmac => &["digital_signature", "_hmac"],
+            View::Aad => &["digital_signature", "_hmac", "user_data"],
+        };
+        let map: Map<String, Value> = self
+            .fields()
+            .into_iter()
+            .filter(|(name, _)| !left_out.contains(name))
+            .map(|(name, v)| (name.to_owned(), v))
+            .collect();
+        jcs(&Value::Object(map))
     }
 
     /// Parses a JSON frame; any malformed input is an error, never a panic.
@@ -179,7 +183,19 @@ impl QrData {
         if json.len() > crate::MAX_FRAME_TEXT {
             return Err(malformed("frame text too long"));
         }
-        let raw: Raw = serde_json::from_str(json).map_err(|e| malformed(format!("JSON: {e}")))?;
+        crate::jcs::check_canonical_tokens(json)?;
+        let StrictValue(value) =
+            serde_json::from_str(json).map_err(|e| malformed(format!("JSON: {e}")))?;
+        match &value {
+            Value::Object(m) => {
+                if let Some((k, _)) = m.iter().find(|(_, v)| v.is_null()) {
+                    return Err(malformed(format!("{k} is null (leave it out)")));
+                }
+            }
+            _ => return Err(malformed("a JSON frame is an object")),
+        }
+        let raw: Raw =
+            serde_json::from_value(value).map_err(|e| malformed(format!("JSON: {e}")))?;
         let obj = |v: StrictValue, what: &str| match v.0 {
             Value::Object(m) => Ok(m),
             _ => Err(malformed(format!("{what} is not an object"))),
@@ -202,7 +218,7 @@ impl QrData {
                 "time_server_verification",
             )?,
             user_data: raw.user_data.map(|u| obj(u, "user_data")).transpose()?,
-            sequence_number: raw.sequence_number.unwrap_or(0),
+            sequence_number: raw.sequence_number,
             digital_signature: raw.digital_signature,
             signing_key_id: raw.signing_key_id,
             signature_algorithm: raw.signature_algorithm,
@@ -252,15 +268,17 @@ impl QrData {
     }
 }
 
-/// The message a JSON signature covers.
+/// The message a JSON signature covers: label, suite id, the [`View::Signed`] text.
 pub(crate) fn signed_message(suite: Suite, signed_view: &str) -> Vec<u8> {
     [LABEL_SIG, &[suite.id()], signed_view.as_bytes()].concat()
 }
 
 /// Builds and signs a JSON frame.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn seal<R: RngCore + CryptoRng>(
     content: &FrameContent,
     identity: &SigningIdentity,
+    identity_hash: &[u8],
     suite: Option<Suite>,
     hmac: Option<&HmacKey>,
     encrypt: Option<&DataKey>,
@@ -269,7 +287,7 @@ pub(crate) fn seal<R: RngCore + CryptoRng>(
     content.check()?;
     let mut d = QrData {
         timestamp: format_timestamp(content.timestamp_ms),
-        identity_hash: hex(&content.identity_hash),
+        identity_hash: hex(identity_hash),
         blockchain_hashes: content.anchors.clone(),
         time_server_verification: content
             .time_evidence
@@ -291,21 +309,22 @@ pub(crate) fn seal<R: RngCore + CryptoRng>(
     if let Some((key, user)) = encrypt.and_then(|k| Some((k, d.user_data.take()?))) {
         d.encrypted_fields = Some(vec![ENCRYPTED_USER_DATA.to_owned()]);
         d.encryption_key_id = Some(key.id().to_owned());
-        let aad = [LABEL_AAD, d.write(View::Aad).as_bytes()].concat();
-        let plain = canonical_json(&Value::Object(user));
+        let aad = [LABEL_AAD, d.view(View::Aad)?.as_bytes()].concat();
+        let plain = jcs(&Value::Object(user))?;
         let (nonce, ct) = key.seal(&aad, plain.as_bytes(), rng)?;
         let mut sealed = Map::new();
         sealed.insert("ciphertext".into(), Value::String(b64(&ct)));
         sealed.insert("nonce".into(), Value::String(b64(&nonce)));
         d.user_data = Some(sealed);
     }
-    let view = d.write(View::Signed);
-    if let Some(s) = suite {
-        let sigs = identity.sign(s, &signed_message(s, &view), rng)?;
-        d.digital_signature = Some(b64(&sigs.concat()));
-    }
+    // Every value must have a JCS form (exact numbers) before anything is signed.
     if let Some(k) = hmac {
-        d.hmac = Some(hex(&k.tag(LABEL_HMAC, view.as_bytes())));
+        d.hmac = Some(hex(&k.tag(LABEL_HMAC, d.view(View::Hmac)?.as_bytes())));
+    }
+    let signed = d.view(View::Signed)?;
+    if let Some(s) = suite {
+        let sigs = identity.sign(s, &signed_message(s, &signed), rng)?;
+        d.digital_signature = Some(b64(&sigs.concat()));
     }
     Ok(d)
 }
@@ -315,7 +334,7 @@ pub(crate) fn open_user_data(d: &QrData, key: &DataKey) -> Option<UserData> {
     let sealed = d.user_data.as_ref()?;
     let get = |k: &str| sealed.get(k)?.as_str().and_then(crate::text::unb64);
     let (ct, nonce) = (get("ciphertext")?, get("nonce")?);
-    let aad = [LABEL_AAD, d.write(View::Aad).as_bytes()].concat();
+    let aad = [LABEL_AAD, d.view(View::Aad).ok()?.as_bytes()].concat();
     let plain = key.open(&aad, &nonce, &ct)?;
     crate::compact::parse_user_json(std::str::from_utf8(&plain).ok()?).ok()
 }
@@ -329,8 +348,7 @@ struct Raw {
     time_server_verification: StrictValue,
     #[serde(default)]
     user_data: Option<StrictValue>,
-    #[serde(default)]
-    sequence_number: Option<u64>,
+    sequence_number: u64,
     #[serde(default)]
     digital_signature: Option<String>,
     #[serde(default)]
@@ -422,7 +440,7 @@ mod tests {
 
     #[test]
     fn strict_parsing() {
-        let base = r#""identity_hash":"00112233445566778899aabbccddeeff","blockchain_hashes":{},"time_server_verification":{}"#;
+        let base = r#""identity_hash":"00112233445566778899aabbccddeeff","blockchain_hashes":{},"time_server_verification":{},"sequence_number":1"#;
         let ok = format!(r#"{{"timestamp":"2025-01-11T15:30:45Z",{base}}}"#);
         assert!(QrData::from_json(&ok).is_ok());
         for bad in [
@@ -431,7 +449,10 @@ mod tests {
             format!(r#"{{"timestamp":"yesterday",{base}}}"#),
             format!(r#"{{"timestamp":"2025-01-11T15:30:45Z",{base},"user_data":{{"a":1,"a":2}}}}"#),
             format!(r#"{{"timestamp":"2025-01-11T15:30:45Z",{base},"user_data":[1]}}"#),
-            format!(r#"{{"timestamp":"2025-01-11T15:30:45Z",{base},"sequence_number":-1}}"#),
+            r#"{"timestamp":"2025-01-11T15:30:45Z","identity_hash":"00112233445566778899aabbccddeeff","blockchain_hashes":{},"time_server_verification":{},"sequence_number":-1}"#.to_owned(),
+            r#"{"timestamp":"2025-01-11T15:30:45Z","identity_hash":"00112233445566778899aabbccddeeff","blockchain_hashes":{},"time_server_verification":{}}"#.to_owned(),
+            format!(r#"{{"timestamp":"2025-01-11T15:30:45Z",{base},"user_data":null}}"#),
+            format!(r#"{{"timestamp":"2025-01-11T15:30:45Z",{base},"user_data":{{"n":1.0}}}}"#),
             r#"{"timestamp":"2025-01-11T15:30:45Z","identity_hash":"xyz","blockchain_hashes":{},"time_server_verification":{}}"#.to_owned(),
             r#"{"timestamp":"2025-01-11T15:30:45Z","identity_hash":"00112233445566778899aabbccddeeff","blockchain_hashes":{"btc":1},"time_server_verification":{}}"#.to_owned(),
             "[]".to_owned(),

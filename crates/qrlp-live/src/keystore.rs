@@ -305,6 +305,70 @@ impl KeyStore {
     }
 }
 
+/// Reads the shared secret in `path` (its text, used as raw UTF-8 bytes like
+/// `security.hmac_secret`; a final line break is not part of it), or `None` when there is
+/// no such file. Refuses a file the group or others may access, as for the identity.
+///
+/// # Errors
+/// [`KeyStoreError`] for an unreadable, insecure, empty or oversized file.
+pub fn load_secret(path: &Path) -> Result<Option<Zeroizing<String>>, KeyStoreError> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(KeyStoreError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    check_permissions(path, &meta)?;
+    let invalid = |message: &str| KeyStoreError::Invalid {
+        path: path.to_owned(),
+        message: message.into(),
+    };
+    if meta.len() > 4096 {
+        return Err(invalid("larger than 4 KiB"));
+    }
+    let text = Zeroizing::new(
+        fs::read_to_string(path).map_err(|source| KeyStoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?,
+    );
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    if secret.len() < 16 {
+        return Err(invalid("a shared secret must be at least 16 bytes"));
+    }
+    Ok(Some(Zeroizing::new(secret.to_owned())))
+}
+
+/// Reads the shared secret in `path`, or creates the file (mode 0600) with a new one: 32
+/// random bytes written as 64 lowercase hex digits. Two processes creating it at once end
+/// up with the same secret: the file is linked into place only if it does not exist yet.
+///
+/// # Errors
+/// As [`load_secret`], and writing the file.
+pub fn load_or_generate_secret(path: &Path) -> Result<Zeroizing<String>, KeyStoreError> {
+    if let Some(s) = load_secret(path)? {
+        return Ok(s);
+    }
+    let mut raw = Zeroizing::new([0u8; 32]);
+    rand_core::OsRng.fill_bytes(raw.as_mut());
+    let secret = Zeroizing::new(crate::text::hex(raw.as_ref()));
+    write_new(path, format!("{}\n", secret.as_str()).as_bytes()).map_err(|source| {
+        KeyStoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    // Whoever linked first won; everyone reads the file that is there.
+    load_secret(path)?.ok_or_else(|| KeyStoreError::Invalid {
+        path: path.to_owned(),
+        message: "vanished after it was written".into(),
+    })
+}
+
 #[cfg(unix)]
 fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyStoreError> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -323,7 +387,25 @@ fn check_permissions(_: &Path, _: &fs::Metadata) -> Result<(), KeyStoreError> {
     Ok(())
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` to a private temporary file beside `path` and links it into place only if
+/// `path` does not exist; an existing file is left alone (not an error).
+fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = private_temp(path, data)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => {
+            if let Some(d) = path.parent().and_then(|d| fs::File::open(d).ok()) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A synced temporary file with `data`, mode 0600, in `path`'s directory.
+fn private_temp(path: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -342,20 +424,29 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         opts.mode(0o600);
     }
-    let result = (|| {
+    let written = (|| {
         let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        // Make the rename durable; not every platform can open a directory.
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        f.sync_all()
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = private_temp(path, data)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // Make the rename durable; not every platform can open a directory.
+    if let Some(d) = path.parent().and_then(|d| fs::File::open(d).ok()) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }

@@ -6,8 +6,9 @@
 //! caller's RNG. Its one adapter, [`KeyStore`], reads and writes the identity file.
 //!
 //! Two formats (specified byte by byte in `docs/qrlp-frames.md`):
-//! - **compact** (default): `QL1:` + base45 of deterministic CBOR, in the QR alphanumeric
-//!   set. An Ed25519 frame with one anchor fits QR version 7 at ECC M.
+//! - **compact** (default): `QL2:` + base45 of deterministic CBOR, in the QR alphanumeric
+//!   set. An Ed25519 frame with one anchor fits QR version 8 at ECC M. Every byte is
+//!   covered by the signature (the HMAC element too).
 //! - **JSON**: the seed's `QRData` ([`QrData`]), for clients written against the seed.
 //!
 //! Layers: a signature (Ed25519, FN-DSA-512 or both, publicly verifiable with a published
@@ -34,7 +35,6 @@
 //!     sequence: 123,
 //!     timestamp_ms: 1_736_609_445_123,
 //!     ttl_ms: 10_000,
-//!     identity_hash: vec![0x5A; 32],
 //!     user_data: Some(user),
 //!     ..FrameContent::default()
 //! };
@@ -59,6 +59,7 @@ mod crypto;
 mod error;
 pub mod fuzz;
 mod generate;
+mod jcs;
 mod json;
 mod keyset;
 mod keystore;
@@ -73,15 +74,15 @@ pub use content::{
     anchor_tag, FrameContent, TimeEvidence, UserData, MAX_FRAME_TEXT, MAX_TTL_MS, MAX_USER_DATA,
 };
 pub use crypto::{
-    DataKey, HmacKey, KeyId, PublicKey, SigningIdentity, Suite, ED25519_PUBLIC_KEY_LEN,
-    ED25519_SIGNATURE_LEN, FN_DSA_512_PUBLIC_KEY_LEN, FN_DSA_512_SIGNATURE_LEN, HKDF_INFO_DATA,
-    HKDF_INFO_HMAC,
+    identity_hash, DataKey, HmacKey, KeyId, PublicKey, SigningIdentity, Suite,
+    ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, FN_DSA_512_PUBLIC_KEY_LEN,
+    FN_DSA_512_SIGNATURE_LEN, HKDF_INFO_DATA, HKDF_INFO_HMAC, IDENTITY_HASH_LEN,
 };
 pub use error::FrameError;
 pub use generate::{Generator, Seal};
 pub use json::{QrData, ENCRYPTED_USER_DATA, JSON_HMAC_ALGORITHM};
 pub use keyset::{KeyEntry, KeySet};
-pub use keystore::{KeyGeneration, KeyStore, KeyStoreError};
+pub use keystore::{load_or_generate_secret, load_secret, KeyGeneration, KeyStore, KeyStoreError};
 pub use rand_core;
 pub use text::{format_timestamp, parse_timestamp, MAX_TIMESTAMP_MS};
 pub use verify::{
@@ -91,3 +92,5 @@ pub use verify::{
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;

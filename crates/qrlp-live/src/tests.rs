@@ -38,7 +38,6 @@ fn content(seq: u64) -> FrameContent {
         sequence: seq,
         timestamp_ms: NOW,
         ttl_ms: 10_000,
-        identity_hash: (0..32).collect(),
         anchors: BTreeMap::from([("bitcoin".to_owned(), BTC.to_owned())]),
         time_evidence: Some(TimeEvidence {
             offset_ms: -12,
@@ -46,6 +45,7 @@ fn content(seq: u64) -> FrameContent {
             servers_queried: 4,
         }),
         user_data: Some(user),
+        ..FrameContent::default()
     }
 }
 
@@ -62,6 +62,45 @@ fn hmac() -> Arc<HmacKey> {
 
 fn data_key() -> Arc<DataKey> {
     Arc::new(DataKey::from_secret("d1", &[0x22; 32]).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The payload and HMAC items as encoded in a frame: what the signature covers.
+fn signed_part(payload: &[u8], mac: Option<(&str, &[u8])>) -> Vec<u8> {
+    let mut e = Encoder::default();
+    e.bytes(payload);
+    match mac {
+        Some((name, tag)) => {
+            e.array(2);
+            e.text(name);
+            e.bytes(tag);
+        }
+        None => e.null(),
+    }
+    e.buf
+}
+
+/// A hand-made compact frame text: `[payload, mac, [suite, sigs...] / null]`.
+fn frame_text(
+    payload: &[u8],
+    mac: Option<(&str, &[u8])>,
+    sig: Option<(u64, &[Vec<u8>])>,
+) -> String {
+    let mut e = Encoder::default();
+    e.array(3);
+    e.buf.extend_from_slice(&signed_part(payload, mac));
+    match sig {
+        Some((suite, sigs)) => {
+            e.array(1 + sigs.len());
+            e.uint(suite);
+            for s in sigs {
+                e.bytes(s);
+            }
+        }
+        None => e.null(),
+    }
+    let mut s = String::from(COMPACT_PREFIX);
+    crate::base45::encode_into(&e.buf, &mut s);
+    s
 }
 
 fn compact(g: &Generator, c: &FrameContent, seal: Seal) -> String {
@@ -95,7 +134,7 @@ fn compact_round_trip_and_verify() {
     let f = CompactFrame::decode(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(f.payload.sequence, 5);
     assert_eq!(f.payload.timestamp_ms, NOW);
-    assert_eq!(f.payload.identity, (0..16).collect::<Vec<u8>>());
+    assert_eq!(f.payload.identity, g.identity_hash()[..16]);
     assert_eq!(
         f.payload.anchors["bitcoin"],
         anchor_tag(BTC).unwrap_or_default()
@@ -153,9 +192,6 @@ fn property_round_trip_random_fields() {
             sequence: r.next_u64() >> (r.next_u32() % 64),
             timestamp_ms: ts,
             ttl_ms: 1 + r.next_u64() % MAX_TTL_MS,
-            identity_hash: (0..16 + r.next_u32() % 49)
-                .map(|_| r.next_u32() as u8)
-                .collect(),
             ..FrameContent::default()
         };
         for _ in 0..r.next_u32() % 4 {
@@ -169,7 +205,8 @@ fn property_round_trip_random_fields() {
         if r.next_u32().is_multiple_of(2) {
             let q = r.next_u32() % 9;
             c.time_evidence = Some(TimeEvidence {
-                offset_ms: r.next_u64() as i64,
+                // JSON numbers are doubles: offsets within ±2^52 ms.
+                offset_ms: (r.next_u64() as i64) >> 11,
                 servers_agreed: q / 2,
                 servers_queried: q,
             });
@@ -180,18 +217,27 @@ fn property_round_trip_random_fields() {
                 .map(|_| char::from_u32(32 + r.next_u32() % 0x3000).unwrap_or('?'))
                 .collect();
             u.insert("user_text".into(), Value::String(s));
-            u.insert("n".into(), Value::from(r.next_u64() as i64));
+            // JSON numbers are IEEE doubles (RFC 8785): integers up to 2^53 exactly.
+            u.insert("n".into(), Value::from((r.next_u64() as i64) >> 11));
+            u.insert("f".into(), Value::from(f64::from(r.next_u32()) / 7e9));
             c.user_data = Some(u);
         }
         let text = compact(&g, &c, Seal::default());
         let f = CompactFrame::decode(&text).unwrap_or_else(|e| panic!("case {i}: {e}"));
         assert_eq!(f.payload.sequence, c.sequence);
         assert_eq!(f.payload.ttl_ms, c.ttl_ms);
-        assert_eq!(f.payload.identity, c.identity_hash[..16]);
+        assert_eq!(f.payload.identity, g.identity_hash()[..16]);
         assert_eq!(f.payload.anchors.len(), c.anchors.len());
         assert_eq!(f.payload.time_evidence, c.time_evidence);
         assert_eq!(f.payload.user_data, c.user_data);
         expect(&v.verify(&text, ts), ReasonCode::Ok);
+        // A JSON sequence number is a double too (RFC 8785): 2^53 + 1 is refused.
+        if i == 0 {
+            let mut big = c.clone();
+            big.sequence = (1 << 53) + 1;
+            assert!(g.json(&big, Seal::default(), &mut rng(1)).is_err());
+        }
+        c.sequence &= (1 << 53) - 1;
         let j = json(&g, &c, Seal::default());
         let d = QrData::from_json(&j).unwrap_or_else(|e| panic!("case {i}: {e}"));
         assert_eq!(d.to_json(), j);
@@ -251,24 +297,13 @@ fn resigned(signer: &SigningIdentity, kid: KeyId, c: &FrameContent) -> String {
     );
     let mut f = CompactFrame::decode(&text).unwrap_or_else(|e| panic!("{e}"));
     f.payload.key_id = Some(kid);
+    f.payload.identity = signer.identity_hash(Suite::Ed25519).unwrap_or_default()[..16].to_vec();
     let payload = f.payload.encode(true);
+    let msg = crate::compact::signed_message(Suite::Ed25519, &signed_part(&payload, None));
     let sigs = signer
-        .sign(
-            Suite::Ed25519,
-            &crate::compact::signed_message(Suite::Ed25519, &payload),
-            &mut rng(1),
-        )
+        .sign(Suite::Ed25519, &msg, &mut rng(1))
         .unwrap_or_default();
-    let mut e = Encoder::default();
-    e.array(3);
-    e.bytes(&payload);
-    e.array(2);
-    e.uint(1);
-    e.bytes(&sigs[0]);
-    e.null();
-    let mut s = String::from(COMPACT_PREFIX);
-    crate::base45::encode_into(&e.buf, &mut s);
-    s
+    frame_text(&payload, None, Some((1, &sigs)))
 }
 
 #[test]
@@ -390,7 +425,7 @@ fn each_failure_has_its_reason() {
 
     // Malformed input of any kind.
     for bad in [
-        "", "hello", "QL1:", "QL1:ZZZ", "{", "{}", "[1]", "QL1:A", "ql1:00",
+        "", "hello", "QL2:", "QL2:ZZZ", "{", "{}", "[1]", "QL2:A", "ql2:00",
     ] {
         let r = v().verify(bad, NOW);
         expect(&r, ReasonCode::Malformed);
@@ -419,7 +454,7 @@ fn identity_time_and_anchor_policies() {
         require_identity: true,
         require_blockchain: true,
         require_time_evidence: true,
-        expected_identity: Some(c.identity_hash.clone()),
+        expected_identity: Some(g.identity_hash().to_vec()),
         replay_cache_capacity: 0,
         ..VerifierOptions::default()
     };
@@ -453,11 +488,40 @@ fn identity_time_and_anchor_policies() {
         &with(other).verify(&text, NOW),
         ReasonCode::IdentityMismatch,
     );
+    // Without an expected identity, a signed frame's identity is checked against its
+    // signing key; an unsigned frame's cannot be checked at all.
     let mut unset = strict.clone();
     unset.expected_identity = None;
+    let r = with(unset.clone())
+        .with_anchor_view(Arc::new(View(AnchorStatus::Current)))
+        .verify(&text, NOW);
+    expect(&r, ReasonCode::Ok);
+    assert!(r.identity_verified);
+    unset.require_signature = false;
+    let unsigned = Seal {
+        sign: false,
+        encrypt: false,
+    };
     expect(
-        &with(unset).verify(&text, NOW),
+        &with(unset)
+            .with_anchor_view(Arc::new(View(AnchorStatus::Current)))
+            .verify(&compact(&g, &c, unsigned), NOW),
         ReasonCode::IdentityUnverified,
+    );
+    // An identity hash that is not the signing key's: identity_mismatch, even with no
+    // expectation configured.
+    let other_key = SigningIdentity::from_ed25519_seed([9; 32]);
+    let mut f = CompactFrame::decode(&text).unwrap_or_else(|e| panic!("{e}"));
+    f.payload.identity = other_key.identity_hash(Suite::Ed25519).unwrap_or_default()[..16].to_vec();
+    let payload = f.payload.encode(true);
+    let msg = crate::compact::signed_message(Suite::Ed25519, &signed_part(&payload, None));
+    let sigs = id
+        .sign(Suite::Ed25519, &msg, &mut rng(1))
+        .unwrap_or_default();
+    let foreign = frame_text(&payload, None, Some((1, &sigs)));
+    expect(
+        &verifier_for(&id).verify(&foreign, NOW),
+        ReasonCode::IdentityMismatch,
     );
 
     let mut far = c.clone();
@@ -506,16 +570,7 @@ fn fn_dsa_and_hybrid_frames() {
     for which in 0..2 {
         let (suite, mut sigs) = f.signature.clone().unwrap_or((Suite::Hybrid, vec![]));
         sigs[which][10] ^= 0x40;
-        let mut e = Encoder::default();
-        e.array(3);
-        e.bytes(&f.payload_bytes);
-        e.array(3);
-        e.uint(u64::from(suite.id()));
-        e.bytes(&sigs[0]);
-        e.bytes(&sigs[1]);
-        e.null();
-        let mut s = String::from(COMPACT_PREFIX);
-        crate::base45::encode_into(&e.buf, &mut s);
+        let s = frame_text(&f.payload_bytes, None, Some((u64::from(suite.id()), &sigs)));
         expect(&v.verify(&s, NOW), ReasonCode::BadSignature);
     }
     // The Ed25519 half alone, relabelled as an Ed25519 frame, does not verify (domain
@@ -524,15 +579,7 @@ fn fn_dsa_and_hybrid_frames() {
     let mut p = f.payload.clone();
     p.key_id = id.key_id(Suite::Ed25519);
     let payload = p.encode(true);
-    let mut e = Encoder::default();
-    e.array(3);
-    e.bytes(&payload);
-    e.array(2);
-    e.uint(1);
-    e.bytes(&sigs[0]);
-    e.null();
-    let mut s = String::from(COMPACT_PREFIX);
-    crate::base45::encode_into(&e.buf, &mut s);
+    let s = frame_text(&payload, None, Some((1, &sigs[..1])));
     expect(&v.verify(&s, NOW), ReasonCode::BadSignature);
     // An Ed25519-only identity cannot be asked for FN-DSA.
     assert!(Generator::new(ed()).with_suite(Suite::Hybrid).is_err());
@@ -575,13 +622,7 @@ fn encrypted_user_data_with_and_without_key() {
     let mut b = a.payload.clone();
     b.sequence = 5;
     b.key_id = None;
-    let mut e = Encoder::default();
-    e.array(3);
-    e.bytes(&b.encode(true));
-    e.null();
-    e.null();
-    let mut s = String::from(COMPACT_PREFIX);
-    crate::base45::encode_into(&e.buf, &mut s);
+    let s = frame_text(&b.encode(true), None, None);
     let lax = Verifier::new(
         KeySet::new(),
         VerifierOptions {
@@ -631,22 +672,22 @@ fn strict_decoder_rejects_non_canonical_frames() {
         f.null();
         wrap(&f.buf)
     };
-    let good = [(0, 1), (2, 1), (3, 1), (4, 1), (5, 0)];
+    let good = [(0, 2), (2, 1), (3, 1), (4, 1), (5, 0)];
     assert!(CompactFrame::decode(&payload_of(&good)).is_ok());
     for bad in [
-        vec![(0, 1), (3, 1), (2, 1), (4, 1), (5, 0)],
-        vec![(0, 1), (2, 1), (2, 1), (3, 1), (4, 1), (5, 0)],
-        vec![(0, 1), (2, 1), (3, 1), (4, 1), (5, 0), (10, 0)],
-        vec![(0, 1), (2, 1), (3, 1), (5, 0)],
-        vec![(0, 2), (2, 1), (3, 1), (4, 1), (5, 0)],
-        vec![(0, 1), (2, 1), (3, 1), (4, 0), (5, 0)],
+        vec![(0, 2), (3, 1), (2, 1), (4, 1), (5, 0)],
+        vec![(0, 2), (2, 1), (2, 1), (3, 1), (4, 1), (5, 0)],
+        vec![(0, 2), (2, 1), (3, 1), (4, 1), (5, 0), (10, 0)],
+        vec![(0, 2), (2, 1), (3, 1), (5, 0)],
+        vec![(0, 3), (2, 1), (3, 1), (4, 1), (5, 0)],
+        vec![(0, 2), (2, 1), (3, 1), (4, 0), (5, 0)],
     ] {
         assert!(CompactFrame::decode(&payload_of(&bad)).is_err(), "{bad:?}");
     }
     // Non-shortest integer inside an otherwise good payload: [0x18, 0x01] for 1.
     let mut e = Encoder::default();
     e.map(5);
-    e.buf.extend_from_slice(&[0x00, 0x18, 0x01]);
+    e.buf.extend_from_slice(&[0x00, 0x18, 0x02]);
     for k in [2u64, 3, 4] {
         e.uint(k);
         e.uint(1);

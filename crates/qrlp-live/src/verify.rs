@@ -131,6 +131,9 @@ pub enum ReasonCode {
     DecryptionFailed,
     /// This (identity, sequence) was already accepted within its ttl.
     Replayed,
+    /// A document that carries a frame (the JSON written by `qrlp generate`) shows a field
+    /// that disagrees with its frame, or one that cannot be checked.
+    DocumentMismatch,
 }
 
 impl ReasonCode {
@@ -159,6 +162,7 @@ impl ReasonCode {
             ReasonCode::UnknownAnchor => "unknown_anchor",
             ReasonCode::DecryptionFailed => "decryption_failed",
             ReasonCode::Replayed => "replayed",
+            ReasonCode::DocumentMismatch => "document_mismatch",
         }
     }
 }
@@ -187,7 +191,8 @@ pub enum Verdict {
 pub struct VerificationReport {
     /// The input parsed as a frame of either format (the seed's name; also for compact).
     pub valid_json: bool,
-    /// The identity hash matches the expected identity.
+    /// The identity hash is the signing key's (recomputed from the key that verified the
+    /// signature) and, when one is configured, the expected identity.
     pub identity_verified: bool,
     /// The timestamp is within `[now - ttl, now + max_future_drift]` (and time evidence
     /// passes when required).
@@ -413,17 +418,18 @@ impl Verifier {
         &self.keys
     }
 
-    /// Verifies a frame text (compact `QL1:…` or JSON `{…}`; surrounding whitespace is
+    /// Verifies a frame text (compact `QL2:…` or JSON `{…}`; surrounding whitespace is
     /// ignored) at time `now_ms`. Never panics; malformed input gives `valid_json: false`.
     pub fn verify(&self, input: &str, now_ms: u64) -> VerificationReport {
-        let input = input.trim();
+        // Leading and trailing ASCII whitespace only (a transport's line ends), as specified.
+        let input = input.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
         let facts = if input.starts_with('{') {
             QrData::from_json(input).map(|d| self.json_facts(&d))
         } else if input.starts_with(COMPACT_PREFIX) {
             CompactFrame::decode(input).map(|f| self.compact_facts(f))
         } else {
             Err(crate::FrameError::Malformed(
-                "neither a compact frame (QL1:) nor a JSON object".into(),
+                "neither a compact frame (QL2:) nor a JSON object".into(),
             ))
         };
         match facts {
@@ -434,12 +440,21 @@ impl Verifier {
 
     fn compact_facts(&self, f: CompactFrame) -> Facts {
         let p = f.payload;
-        let sig = f.signature.map(|(suite, sigs)| SigClaim {
-            suite: Ok(suite),
-            kid: p.key_id,
-            message: compact::signed_message(suite, &f.payload_bytes),
-            sigs,
-        });
+        let sig = match (f.signature, f.unknown_suite) {
+            (Some((suite, sigs)), _) => Some(SigClaim {
+                suite: Ok(suite),
+                kid: p.key_id,
+                message: compact::signed_message(suite, &f.signed_bytes),
+                sigs,
+            }),
+            (None, Some(id)) => Some(SigClaim {
+                suite: Err(format!("suite {id}")),
+                kid: p.key_id,
+                message: Vec::new(),
+                sigs: Vec::new(),
+            }),
+            (None, None) => None,
+        };
         let mac = f.hmac.map(|(key_id, tag)| MacClaim {
             key_id,
             algorithm_ok: true,
@@ -481,7 +496,8 @@ impl Verifier {
     }
 
     fn json_facts(&self, d: &QrData) -> Facts {
-        let view = d.write(View::Signed);
+        // A parsed frame's numbers are canonical, hence exact: the views cannot fail.
+        let view = d.view(View::Signed).unwrap_or_default();
         let mut sig_defect = None;
         let sig = match (
             &d.digital_signature,
@@ -523,9 +539,10 @@ impl Verifier {
                 .hmac_algorithm
                 .as_deref()
                 .is_none_or(|a| a == JSON_HMAC_ALGORITHM),
-            tag: unhex(h).unwrap_or_default(),
+            // The full 32-byte tag, nothing shorter.
+            tag: unhex(h).filter(|t| t.len() == 32).unwrap_or_default(),
             label: json::LABEL_HMAC,
-            data: view.clone().into_bytes(),
+            data: d.view(View::Hmac).unwrap_or_default().into_bytes(),
         });
         let sealed = if !d.is_encrypted() {
             Sealed::None
@@ -571,6 +588,7 @@ impl Verifier {
 
         // 1. Signature.
         let mut signature_verified = false;
+        let mut key_identity: Option<[u8; crate::IDENTITY_HASH_LEN]> = None;
         let mut key_id = None;
         let mut algorithm = None;
         if let Some(defect) = f.sig_defect {
@@ -625,6 +643,7 @@ impl Verifier {
                                 );
                             } else {
                                 signature_verified = true;
+                                key_identity = Some(entry.key.identity_hash());
                                 key_id = Some(entry.kid().to_string());
                             }
                         }
@@ -690,28 +709,30 @@ impl Verifier {
             }
         }
 
-        // 4. Identity.
-        let identity_verified = match &o.expected_identity {
-            Some(exp) => {
-                let ok = f.identity.len() >= 16 && exp.starts_with(&f.identity);
-                if !ok {
-                    fail(
-                        ReasonCode::IdentityMismatch,
-                        "identity hash differs from the expected identity".into(),
-                    );
-                }
-                ok
-            }
-            None => {
-                if o.require_identity {
-                    fail(
-                        ReasonCode::IdentityUnverified,
-                        "identity required but no expected identity configured".into(),
-                    );
-                }
-                false
-            }
-        };
+        // 4. Identity: the signing key's identity hash (recomputed from the key that
+        // verified the signature), and the configured one when there is one. A frame
+        // carries the whole hash (JSON) or its first 16 bytes (compact).
+        let carries = |full: &[u8]| f.identity.len() >= 16 && full.starts_with(&f.identity);
+        let by_key = key_identity.map(|k| carries(&k));
+        let by_config = o.expected_identity.as_deref().map(carries);
+        let identity_verified =
+            by_key.unwrap_or(true) && by_config.unwrap_or(true) && (by_key.or(by_config)).is_some();
+        if by_key == Some(false) {
+            fail(
+                ReasonCode::IdentityMismatch,
+                "identity hash is not the signing key's".into(),
+            );
+        } else if by_config == Some(false) {
+            fail(
+                ReasonCode::IdentityMismatch,
+                "identity hash differs from the expected identity".into(),
+            );
+        } else if !identity_verified && o.require_identity {
+            fail(
+                ReasonCode::IdentityUnverified,
+                "identity required but neither a verified key nor an expected identity".into(),
+            );
+        }
 
         // 5. Anchors.
         let statuses: Vec<AnchorStatus> = f

@@ -24,7 +24,6 @@ fn frame(g: &Generator, ts: u64) -> String {
         sequence: ts,
         timestamp_ms: ts,
         ttl_ms: 10_000,
-        identity_hash: vec![3; 32],
         ..FrameContent::default()
     };
     g.compact_os(&c, Seal::default())
@@ -141,5 +140,61 @@ fn rotation_and_exported_key_set() {
         .replacen("0\"", "\"", 0);
     assert!(KeySet::from_json(&bad).is_err());
     let _ = Arc::strong_count(&store.current());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shared_secret_file_is_created_private_once_and_reread() {
+    let dir = temp_dir("secret");
+    let path = dir.join("hmac.secret");
+    assert!(qrlp_live::load_secret(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    // Several threads racing to create it all end up with the one secret on disk.
+    let secrets: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    qrlp_live::load_or_generate_secret(&path)
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_else(|e| panic!("{e}"))
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    assert_eq!(secrets.len(), 4);
+    assert!(secrets.iter().all(|s| s == &secrets[0]));
+    assert_eq!(secrets[0].len(), 64);
+    assert!(secrets[0].bytes().all(|c| c.is_ascii_hexdigit()));
+    let mode = std::fs::metadata(&path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o600);
+    let again = qrlp_live::load_or_generate_secret(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.as_str(), secrets[0]);
+    // No temporary files left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(names.len(), 1, "{names:?}");
+    // A readable secret is refused, like a readable identity.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        qrlp_live::load_secret(&path),
+        Err(KeyStoreError::InsecurePermissions { .. })
+    ));
+    // A configured-style secret written by hand is read as its text.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, "a shared secret of 32 characters\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        qrlp_live::load_secret(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|s| s.as_str().to_owned())
+            .as_deref(),
+        Some("a shared secret of 32 characters")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -64,8 +64,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod document;
 mod evidence;
-mod identity;
+mod image;
 mod live;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -77,14 +78,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use qrlp_config::{Config, ConfigError, FrameFormat, SignatureSuite};
 use qrlp_evidence::{ChainEndpoint, ChainHeads, SntpClient};
 use qrlp_live::{
-    DataKey, FrameContent, FrameError, Generator, HmacKey, KeySet, KeyStore, KeyStoreError, QrData,
-    Seal, Suite, UserData, VerificationReport, Verifier, VerifierOptions,
+    CompactFrame, DataKey, FrameContent, FrameError, Generator, HmacKey, KeySet, KeyStore,
+    KeyStoreError, QrData, Seal, Suite, UserData, VerificationReport, Verifier, VerifierOptions,
 };
-use qrlp_qr::{EncodeError, Options, QrCode, SymbolKind, SymbolVersion, Version};
-use qrlp_render::{RenderError, RenderOptions};
+use qrlp_qr::EcLevel;
+use qrlp_qr::EncodeError;
+use qrlp_render::RenderError;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
+pub use image::{caption_lines, encode_frame, render_frame, ImageOptions};
 pub use live::{CallbackId, LiveUpdate};
 
 /// Why the protocol object could not be built or a frame could not be made.
@@ -143,6 +146,11 @@ pub struct LiveFrame {
     pub key_id: Option<String>,
     /// Whether user data is encrypted.
     pub encrypted: bool,
+    /// Suite name of the signature (`ed25519`, `fn-dsa-512`, `ed25519+fn-dsa-512`), when
+    /// signed.
+    pub algorithm: Option<&'static str>,
+    /// The error correction level of the symbol.
+    pub ecc: EcLevel,
 }
 
 /// Evidence sources and keys for [`QrLiveProtocol::with_parts`]; `None` for a source
@@ -298,28 +306,8 @@ impl QrLiveProtocol {
             chains,
         } = parts;
         config.validate()?;
-        let sec = &config.security;
-        let hmac = if sec.hmac_secret.is_empty() {
-            // No configured secret: a random one, so the HMAC layer is always present (as
-            // in the seed); only this process can check it.
-            let mut secret = [0u8; 32];
-            qrlp_live::rand_core::RngCore::fill_bytes(
-                &mut qrlp_live::rand_core::OsRng,
-                &mut secret,
-            );
-            HmacKey::from_secret(&sec.hmac_key_id, &secret)?
-        } else {
-            HmacKey::from_secret(&sec.hmac_key_id, sec.hmac_secret.as_bytes())?
-        };
-        let hmac = Arc::new(hmac);
-        let data_key = if sec.data_key_secret.is_empty() {
-            None
-        } else {
-            Some(Arc::new(DataKey::from_secret(
-                &sec.data_key_id,
-                sec.data_key_secret.as_bytes(),
-            )?))
-        };
+        let hmac = issuer_hmac_key(&config)?;
+        let data_key = data_key(&config)?;
         let identity = key_store.current();
         let mut generator = Generator::new(Arc::clone(&identity))
             .with_suite(suite_of(config.live.signature))?
@@ -327,26 +315,9 @@ impl QrLiveProtocol {
         if let Some(k) = &data_key {
             generator = generator.with_data_key(Arc::clone(k));
         }
-        let identity_hash = identity::identity_hash(&config.identity, &identity)?;
+        let identity_hash = generator.identity_hash().to_vec();
         let key_set = key_store.key_set();
-        let v = &config.verification;
-        let options = VerifierOptions {
-            max_future_drift_ms: ms(config.time.max_drift),
-            json_ttl_ms: ms(v.max_time_drift),
-            require_signature: sec.sign_qr_data,
-            allowed_suites: v
-                .allowed_signature_algorithms
-                .iter()
-                .filter_map(|a| a.parse::<SignatureSuite>().ok())
-                .map(suite_of)
-                .collect(),
-            require_time_evidence: v.require_time_server,
-            max_time_offset_ms: ms(config.time.max_drift),
-            require_blockchain: v.require_blockchain,
-            require_identity: v.require_identity,
-            expected_identity: Some(identity_hash.clone()),
-            ..VerifierOptions::default()
-        };
+        let options = verifier_options(&config);
         let mut verifier = Verifier::new(key_set.clone(), options).with_hmac_key(hmac);
         if let Some(k) = &data_key {
             verifier = verifier.with_data_key(Arc::clone(k));
@@ -403,7 +374,24 @@ impl QrLiveProtocol {
         sign: bool,
         encrypt: bool,
     ) -> Result<(LiveFrame, Vec<u8>), ProtocolError> {
-        let result = self.inner.generate(user_data, sign, encrypt).await;
+        let image = ImageOptions::from_config(&self.inner.config);
+        self.generate_single_with(user_data, sign, encrypt, &image)
+            .await
+    }
+
+    /// [`generate_single`](Self::generate_single) with the image drawn as `image` says
+    /// (style, caption, module size) instead of as configured.
+    ///
+    /// # Errors
+    /// As [`generate_single`](Self::generate_single).
+    pub async fn generate_single_with(
+        &self,
+        user_data: Option<Value>,
+        sign: bool,
+        encrypt: bool,
+        image: &ImageOptions,
+    ) -> Result<(LiveFrame, Vec<u8>), ProtocolError> {
+        let result = self.inner.generate(user_data, sign, encrypt, image).await;
         if result.is_err() {
             self.inner.counters.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -411,7 +399,7 @@ impl QrLiveProtocol {
     }
 
     /// The seed's `verify_qr_data(qr_json)`: verifies a frame of either format (compact
-    /// `QL1:…` or JSON) with this issuer's keys, HMAC key, data key and chain heads. Never
+    /// `QL2:…` or JSON) with this issuer's keys, HMAC key, data key and chain heads. Never
     /// panics; malformed input gives `valid_json: false`.
     ///
     /// ```no_run
@@ -435,6 +423,23 @@ impl QrLiveProtocol {
             c.verified_valid.fetch_add(1, Ordering::Relaxed);
         }
         report
+    }
+
+    /// The PNG of `frame` drawn as `image` says (the one PNG path: [`render_frame`]).
+    ///
+    /// # Errors
+    /// Image options the renderer refuses.
+    pub fn render(
+        &self,
+        frame: &LiveFrame,
+        image: &ImageOptions,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        render_frame(frame, &self.inner.config, image)
+    }
+
+    /// The verifier this object uses (its key set, HMAC and data keys, chain heads).
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
     }
 
     /// The public key set of every key still in the identity file (publish it for offline
@@ -572,6 +577,7 @@ impl Inner {
         user_data: Option<Value>,
         sign: bool,
         encrypt: bool,
+        image: &ImageOptions,
     ) -> Result<(LiveFrame, Vec<u8>), ProtocolError> {
         let user_data = match user_data {
             None | Some(Value::Null) => None,
@@ -597,24 +603,48 @@ impl Inner {
             sequence: self.next_sequence(timestamp_ms),
             timestamp_ms,
             ttl_ms: ms(self.config.live.ttl_secs).max(1),
-            identity_hash: self.identity_hash.clone(),
             anchors: gathered.anchors,
             time_evidence: gathered.time.as_ref().and_then(evidence::summary),
             user_data,
+            ..FrameContent::default()
         };
         let seal = Seal { sign, encrypt };
         let format = self.config.live.frame_format;
         let (text, qr_data) = match format {
             FrameFormat::Compact => {
                 let text = self.generator.compact_os(&content, seal)?;
-                (text, self.describe(&content, seal))
+                // What the frame says, in the seed's shape: decoded from the frame itself,
+                // with the full identity hash and block hashes the issuer knows.
+                let qr_data =
+                    CompactFrame::decode(&text)?.describe(&self.identity_hash, &content.anchors);
+                (text, qr_data)
             }
             FrameFormat::Json => {
                 let data = self.generator.json_os(&content, seal)?;
                 (data.to_json(), data)
             }
         };
-        let (png, qr_version) = self.render(&text)?;
+        let suite = self.generator.suite();
+        let mut frame = LiveFrame {
+            qr_data,
+            text,
+            format,
+            qr_version: 0,
+            sequence: content.sequence,
+            timestamp_ms,
+            ttl_ms: content.ttl_ms,
+            key_id: sign
+                .then(|| self.generator.identity().key_id(suite))
+                .flatten()
+                .map(|k| k.to_string()),
+            encrypted: encrypt,
+            algorithm: sign.then(|| suite.name()),
+            ecc: self.config.qr.default_error_correction,
+        };
+        let code = encode_frame(&frame.text, &self.config)?;
+        frame.qr_version = image::version_number(&code);
+        frame.ecc = code.ec_level();
+        let png = image::render_code(&code, &frame, &self.config, image)?;
         let c = &self.counters;
         c.generated.fetch_add(1, Ordering::Relaxed);
         if sign {
@@ -623,86 +653,7 @@ impl Inner {
         if encrypt {
             c.encrypted.fetch_add(1, Ordering::Relaxed);
         }
-        let key_id = sign
-            .then(|| self.generator.identity().key_id(self.generator.suite()))
-            .flatten()
-            .map(|k| k.to_string());
-        Ok((
-            LiveFrame {
-                qr_data,
-                text,
-                format,
-                qr_version,
-                sequence: content.sequence,
-                timestamp_ms,
-                ttl_ms: content.ttl_ms,
-                key_id,
-                encrypted: encrypt,
-            },
-            png,
-        ))
-    }
-
-    /// The seed's `QRData` fields of a compact frame's content (no signature or HMAC
-    /// values; encrypted user data left out).
-    fn describe(&self, content: &FrameContent, seal: Seal) -> QrData {
-        let suite = self.generator.suite();
-        QrData {
-            timestamp: qrlp_live::format_timestamp(content.timestamp_ms),
-            identity_hash: hex(&content.identity_hash),
-            blockchain_hashes: content.anchors.clone(),
-            time_server_verification: content
-                .time_evidence
-                .map(|t| t.to_json_object())
-                .unwrap_or_default(),
-            user_data: if seal.encrypt {
-                None
-            } else {
-                content.user_data.clone()
-            },
-            sequence_number: content.sequence,
-            signing_key_id: seal
-                .sign
-                .then(|| self.generator.identity().key_id(suite))
-                .flatten()
-                .map(|k| k.to_string()),
-            signature_algorithm: seal.sign.then(|| suite.name().to_string()),
-            hmac_key_id: Some(self.config.security.hmac_key_id.clone()),
-            hmac_algorithm: Some(qrlp_live::JSON_HMAC_ALGORITHM.to_string()),
-            encrypted_fields: seal
-                .encrypt
-                .then(|| vec![qrlp_live::ENCRYPTED_USER_DATA.to_string()]),
-            encryption_key_id: seal
-                .encrypt
-                .then(|| self.config.security.data_key_id.clone()),
-            ..QrData::default()
-        }
-    }
-
-    fn render(&self, text: &str) -> Result<(Vec<u8>, u8), ProtocolError> {
-        let q = &self.config.qr;
-        let min = Version::new(q.version).unwrap_or(Version::MIN);
-        let opts = Options {
-            ecc: q.default_error_correction,
-            symbol: SymbolKind::Qr {
-                min,
-                max: Version::MAX,
-            },
-            ..Options::default()
-        };
-        let code = QrCode::encode_text_with(text, &opts)?;
-        let version = match code.version() {
-            SymbolVersion::Normal(v) => v.number(),
-            SymbolVersion::Micro(v) => v.number(),
-        };
-        let render = RenderOptions {
-            module_size: q.default_box_size,
-            border: q.default_border,
-            fg: q.default_fill_color,
-            bg: q.default_back_color,
-            ..RenderOptions::default()
-        };
-        Ok((qrlp_render::render_png(&code, &render)?, version))
+        Ok((frame, png))
     }
 
     fn statistics(&self) -> Value {
@@ -741,6 +692,8 @@ impl Inner {
                 "file_count": 1,
                 "last_hash": hex(&self.identity_hash),
                 "identity_file": self.identity_path.display().to_string(),
+                "system": self.config.identity.include_system_info.then(system_info),
+                "custom": &self.config.identity.custom_data,
                 "key_id": self.generator.identity().key_id(self.generator.suite()).map(|k| k.to_string()),
             },
             "crypto_stats": {
@@ -777,6 +730,132 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
+}
+
+/// The host name, OS and architecture (reported with the identity when
+/// `identity.include_system_info`).
+fn system_info() -> Value {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    json!({"arch": std::env::consts::ARCH, "hostname": hostname, "os": std::env::consts::OS})
+}
+
+/// The identity file of `config`: `identity.identity_file`, or
+/// `<storage.data_dir>/identity.json`.
+pub fn identity_path(config: &Config) -> PathBuf {
+    config.identity.identity_path(&config.storage.data_dir)
+}
+
+/// Where the HMAC secret is kept when `security.hmac_secret` is empty:
+/// `<storage.data_dir>/hmac.secret`.
+pub fn hmac_secret_path(config: &Config) -> PathBuf {
+    std::path::Path::new(&config.storage.data_dir).join("hmac.secret")
+}
+
+fn hmac_from(config: &Config, secret: &str) -> Result<Arc<HmacKey>, ProtocolError> {
+    Ok(Arc::new(HmacKey::from_secret(
+        &config.security.hmac_key_id,
+        secret.as_bytes(),
+    )?))
+}
+
+/// The issuer's HMAC key: from `security.hmac_secret` (its UTF-8 bytes), else from the
+/// secret file ([`hmac_secret_path`]), created with mode 0600 on first use. The HMAC layer
+/// is always present, and processes sharing the data directory check each other's frames.
+///
+/// # Errors
+/// A secret the key derivation refuses; the secret file (unreadable, or readable by
+/// others).
+pub fn issuer_hmac_key(config: &Config) -> Result<Arc<HmacKey>, ProtocolError> {
+    let sec = &config.security;
+    if !sec.hmac_secret.is_empty() {
+        return hmac_from(config, &sec.hmac_secret);
+    }
+    let path = hmac_secret_path(config);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| KeyStoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let secret = qrlp_live::load_or_generate_secret(&path)?;
+    hmac_from(config, &secret)
+}
+
+/// A verifier's HMAC key: the configured secret, else the secret file if there is one
+/// (never created here); `None` when neither exists, and the HMAC layer is not checked.
+///
+/// # Errors
+/// As [`issuer_hmac_key`].
+pub fn verifier_hmac_key(config: &Config) -> Result<Option<Arc<HmacKey>>, ProtocolError> {
+    let sec = &config.security;
+    if !sec.hmac_secret.is_empty() {
+        return hmac_from(config, &sec.hmac_secret).map(Some);
+    }
+    match qrlp_live::load_secret(&hmac_secret_path(config))? {
+        Some(secret) => hmac_from(config, &secret).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The user-data key of `security.data_key_secret`, if one is configured.
+///
+/// # Errors
+/// A secret the key derivation refuses.
+pub fn data_key(config: &Config) -> Result<Option<Arc<DataKey>>, ProtocolError> {
+    let sec = &config.security;
+    if sec.data_key_secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(DataKey::from_secret(
+        &sec.data_key_id,
+        sec.data_key_secret.as_bytes(),
+    )?)))
+}
+
+/// The verification policy of `[verification]`, `[time]` and `[security]`. The identity is
+/// checked against the signing key (no expected identity is needed).
+pub fn verifier_options(config: &Config) -> VerifierOptions {
+    let v = &config.verification;
+    VerifierOptions {
+        max_future_drift_ms: ms(config.time.max_drift),
+        json_ttl_ms: ms(v.max_time_drift),
+        require_signature: config.security.sign_qr_data,
+        allowed_suites: v
+            .allowed_signature_algorithms
+            .iter()
+            .filter_map(|a| a.parse::<SignatureSuite>().ok())
+            .map(suite_of)
+            .collect(),
+        require_time_evidence: v.require_time_server,
+        max_time_offset_ms: ms(config.time.max_drift),
+        require_blockchain: v.require_blockchain,
+        require_identity: v.require_identity,
+        ..VerifierOptions::default()
+    }
+}
+
+/// A verifier for frames of the issuer whose public keys are `keys` (an exported key set,
+/// or the identity file's), with the configured policy, the HMAC key when there is one
+/// ([`verifier_hmac_key`]) and the data key. It never creates an identity or a secret, and
+/// makes no network calls (anchors are judged unknown).
+///
+/// # Errors
+/// A configuration problem, or a secret that cannot be used.
+pub fn offline_verifier(config: &Config, keys: KeySet) -> Result<Verifier, ProtocolError> {
+    config.validate()?;
+    let mut verifier = Verifier::new(keys, verifier_options(config));
+    if let Some(k) = verifier_hmac_key(config)? {
+        verifier = verifier.with_hmac_key(k);
+    }
+    if let Some(k) = data_key(config)? {
+        verifier = verifier.with_data_key(k);
+    }
+    Ok(verifier)
 }
 
 /// The SNTP client's settings from `[time]`.

@@ -155,6 +155,7 @@ async fn run(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let sign = inner.config.security.sign_qr_data;
     let encrypt = inner.config.security.encrypt_qr_data;
+    let image = crate::ImageOptions::from_config(&inner.config);
     loop {
         tokio::select! {
             biased;
@@ -168,7 +169,7 @@ async fn run(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
         let made = tokio::select! {
             biased;
             _ = stopped.changed() => break,
-            made = inner.generate(user_data, sign, encrypt) => made,
+            made = inner.generate(user_data, sign, encrypt, &image) => made,
         };
         match made {
             Ok((frame, png)) => inner.live.publish(LiveUpdate {

@@ -49,7 +49,7 @@ async fn single_frame_verifies_and_statistics_have_the_seed_keys() {
         .await
         .unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
-    assert!(frame.text.starts_with("QL1:"), "{}", frame.text);
+    assert!(frame.text.starts_with("QL2:"), "{}", frame.text);
     assert!(frame.qr_version <= 10, "version {}", frame.qr_version);
     assert_eq!(frame.qr_data.sequence_number, frame.sequence);
     assert_eq!(
@@ -66,7 +66,7 @@ async fn single_frame_verifies_and_statistics_have_the_seed_keys() {
     // The same frame again is a replay.
     assert_eq!(p.verify(&frame.text).reason.code, ReasonCode::Replayed);
     // Malformed input never panics.
-    assert!(!p.verify("QL1:%%%").valid_json);
+    assert!(!p.verify("QL2:%%%").valid_json);
     assert!(!p.verify("{\"timestamp\":").valid_json);
 
     let s = p.statistics();

@@ -8,6 +8,8 @@
 //!   for a typical symbol.
 //! * [`render_svg`]: one `<path>` of module-unit rectangles on an optional background.
 //! * [`render_terminal`]: Unicode half blocks, two module rows per line.
+//! * [`render_styled_png`]: the live code styles (live, professional, minimal) with an
+//!   optional caption in a built-in 5×7 bitmap font ([`font`]), as an indexed PNG.
 //!
 //! ```
 //! use qrlp_qr::{EcLevel, QrCode};
@@ -26,9 +28,12 @@
 pub mod color;
 mod error;
 mod fmt;
+pub mod font;
 mod grid;
 mod layout;
 pub mod png;
+mod raster;
+mod styled;
 pub mod svg;
 pub mod terminal;
 
@@ -36,6 +41,7 @@ pub use color::{Color, ColorError};
 pub use error::RenderError;
 pub use layout::{layout, Layout, RenderOptions, MAX_IMAGE_SIDE};
 pub use png::{render_png, render_png_into};
+pub use styled::{render_styled_png, Style, StyledOptions, LIVE_ACCENT};
 pub use svg::{render_svg, render_svg_into, SvgDimensions, SvgOptions};
 pub use terminal::{render_terminal, TerminalOptions};
 

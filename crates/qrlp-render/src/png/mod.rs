@@ -9,6 +9,7 @@
 
 mod adler;
 mod deflate;
+pub(crate) mod indexed;
 
 use qrlp_qr::QrCode;
 
@@ -25,7 +26,7 @@ use crate::{Color, RenderError, RenderOptions};
 /// ```
 pub const MAX_DPI: u32 = 1_000_000;
 
-const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+pub(crate) const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
 
 /// Renders `code` as a PNG file.
 ///
@@ -137,22 +138,32 @@ pub(crate) fn write_png<M: Modules + ?Sized>(
         chunk(out, b"pHYs", &phys);
     }
 
+    let start = begin_idat(out);
+    let light_is_one = matches!(format, Format::Grey);
+    write_zlib(code, &layout, light_is_one, out);
+    end_image(out, start);
+    Ok(())
+}
+
+/// Starts the one IDAT chunk (its length is filled in by [`end_image`]); returns where.
+pub(crate) fn begin_idat(out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(b"IDAT");
-    let light_is_one = matches!(format, Format::Grey);
-    write_zlib(code, &layout, light_is_one, out);
+    start
+}
+
+/// Completes the IDAT chunk begun at `start` (length, CRC) and appends IEND.
+pub(crate) fn end_image(out: &mut Vec<u8>, start: usize) {
     let len = (out.len() - start - 8) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     let crc = crc32fast::hash(&out[start + 4..]);
     out.extend_from_slice(&crc.to_be_bytes());
-
     chunk(out, b"IEND", &[]);
-    Ok(())
 }
 
 /// Appends one chunk: length, type, data, CRC-32 of type and data.
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+pub(crate) fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     let at = out.len();
     out.extend_from_slice(kind);

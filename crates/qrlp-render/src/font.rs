@@ -1,5 +1,5 @@
-//! A built-in 5×7 bitmap font for the caption under a generated code, and the raster it is
-//! drawn on. No font files: the glyphs of printable ASCII (0x20–0x7E) are in [`GLYPHS`].
+//! A built-in 5×7 bitmap font for captions under a code. No font files: the glyphs of
+//! printable ASCII (0x20–0x7E) are in `GLYPHS`; other characters are drawn as `?`.
 
 /// Glyph width in font pixels.
 pub const GLYPH_W: usize = 5;
@@ -11,7 +11,7 @@ pub const ADVANCE_W: usize = GLYPH_W + 1;
 pub const ADVANCE_H: usize = GLYPH_H + 2;
 
 /// One glyph: seven rows, top first; bit 4 is the leftmost column, bit 0 the rightmost.
-type Glyph = [u8; GLYPH_H];
+pub(crate) type Glyph = [u8; GLYPH_H];
 
 /// Printable ASCII, 0x20 (space) to 0x7E (tilde), in code order.
 const GLYPHS: [Glyph; 95] = [
@@ -113,65 +113,12 @@ const GLYPHS: [Glyph; 95] = [
 ];
 
 /// The glyph of `c`; characters outside printable ASCII are drawn as `?`.
-fn glyph(c: char) -> &'static Glyph {
+pub(crate) fn glyph(c: char) -> &'static Glyph {
     let i = match c {
         ' '..='~' => c as usize - 0x20,
         _ => '?' as usize - 0x20,
     };
     &GLYPHS[i]
-}
-
-/// An image of palette indices, row-major, `width × height`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Raster {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// One palette index per pixel.
-    pub pixels: Vec<u8>,
-}
-
-impl Raster {
-    /// A raster filled with `index`.
-    pub fn new(width: usize, height: usize, index: u8) -> Raster {
-        Raster {
-            width,
-            height,
-            pixels: vec![index; width.saturating_mul(height)],
-        }
-    }
-
-    /// Fills the rectangle at (`x`, `y`) of size `w × h`, clipped to the raster.
-    pub fn fill(&mut self, x: usize, y: usize, w: usize, h: usize, index: u8) {
-        let x_end = x.saturating_add(w).min(self.width);
-        let y_end = y.saturating_add(h).min(self.height);
-        for row in y.min(y_end)..y_end {
-            let start = row * self.width;
-            self.pixels[start + x.min(x_end)..start + x_end].fill(index);
-        }
-    }
-
-    /// Draws `text` with its top-left corner at (`x`, `y`), each font pixel `scale × scale`
-    /// image pixels, clipped to the raster.
-    pub fn draw_text(&mut self, x: usize, y: usize, scale: usize, text: &str, index: u8) {
-        for (i, c) in text.chars().enumerate() {
-            let gx = x.saturating_add(i.saturating_mul(ADVANCE_W * scale));
-            for (row, bits) in glyph(c).iter().enumerate() {
-                for col in 0..GLYPH_W {
-                    if bits & (0x10 >> col) != 0 {
-                        self.fill(
-                            gx.saturating_add(col * scale),
-                            y.saturating_add(row * scale),
-                            scale,
-                            scale,
-                            index,
-                        );
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Width in pixels of `chars` characters at `scale` (without the trailing spacing column).
@@ -240,15 +187,8 @@ mod tests {
     }
 
     #[test]
-    fn text_is_drawn_inside_the_raster_and_clipped() {
-        let mut r = Raster::new(20, 10, 0);
-        r.draw_text(0, 0, 1, "I", 1);
-        // 'I' row 0 is 0x0E: columns 1, 2, 3.
-        assert_eq!(&r.pixels[0..5], &[0, 1, 1, 1, 0]);
-        // Far outside: nothing, and no panic.
-        r.draw_text(usize::MAX - 3, usize::MAX - 3, 7, "WWW", 1);
-        r.fill(15, 8, 100, 100, 2);
-        assert_eq!(r.pixels[9 * 20 + 19], 2);
+    fn text_width_counts_spacing_between_characters_only() {
         assert_eq!(text_width(3, 2), 34);
+        assert_eq!(text_width(0, 5), 0);
     }
 }
