@@ -38,6 +38,11 @@ pub const KEYS: &[KeyDoc] = &[
         aliases: &[],
     },
     KeyDoc {
+        key: "server.public_base_url",
+        doc: "The address people reach this server at, e.g. \"https://qr.example.com\": links that\ncodes encode start with it. Empty: http://{host}:{port}.",
+        aliases: &[],
+    },
+    KeyDoc {
         key: "log.format",
         doc: "\"json\" (one object per line) or \"pretty\" (one readable line per event).",
         aliases: &[],

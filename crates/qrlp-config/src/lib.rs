@@ -144,6 +144,30 @@ pub struct ServerConfig {
     pub body_limit_bytes: u64,
     /// After SIGINT or SIGTERM, how long requests in flight may take to finish.
     pub shutdown_timeout_secs: u64,
+    /// The address people reach this server at, e.g. `https://qr.example.com`: links that
+    /// codes encode (one-time scan pages, tracked-code redirects) start with it. Empty: the
+    /// listen address, see [`ServerConfig::public_base_url`].
+    pub public_base_url: String,
+}
+
+impl ServerConfig {
+    /// The base of links that codes encode, without a trailing slash: `public_base_url`
+    /// when set, else `http://{host}:{port}` (an unspecified host shows as `127.0.0.1`).
+    pub fn public_base_url(&self) -> String {
+        let configured = self.public_base_url.trim().trim_end_matches('/');
+        if !configured.is_empty() {
+            return configured.to_string();
+        }
+        let host = match self.host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            h => h,
+        };
+        if host.contains(':') && !host.starts_with('[') {
+            format!("http://[{host}]:{}", self.port)
+        } else {
+            format!("http://{host}:{}", self.port)
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -153,6 +177,7 @@ impl Default for ServerConfig {
             port: 8000,
             body_limit_bytes: 64 * 1024,
             shutdown_timeout_secs: 30,
+            public_base_url: String::new(),
         }
     }
 }

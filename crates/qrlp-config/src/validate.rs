@@ -32,6 +32,11 @@ impl Config {
                 ),
             ));
         }
+        if !s.public_base_url.is_empty() {
+            if let Err(why) = check_base_url(&s.public_base_url) {
+                p.push(Problem::new("server.public_base_url", why));
+            }
+        }
         if s.shutdown_timeout_secs > 3600 {
             p.push(Problem::new(
                 "server.shutdown_timeout_secs",
@@ -582,6 +587,22 @@ fn check_log_filter(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An absolute `http` or `https` URL with a host and no query or fragment.
+fn check_base_url(raw: &str) -> Result<(), String> {
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or_else(|| format!("{:?} must start with http:// or https://", truncate(raw)))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || rest.contains(['?', '#']) || rest.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{:?} must be an absolute URL with a host and no query or fragment",
+            truncate(raw)
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,5 +692,33 @@ mod tests {
         let p = problems(&c);
         assert_eq!(p.len(), 12, "{p:#?}");
         assert!(p.iter().all(|line| !line.contains(":pw@")), "{p:#?}");
+    }
+
+    #[test]
+    fn public_base_url_is_checked_and_derived() {
+        for good in [
+            "https://qr.example.com",
+            "http://127.0.0.1:8000/",
+            "https://x.example/base",
+        ] {
+            assert_eq!(check_base_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "qr.example.com",
+            "ftp://x",
+            "https://",
+            "https://x/?a=1",
+            "https://x/#f",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+        let mut c = Config::default();
+        assert_eq!(c.server.public_base_url(), "http://127.0.0.1:8000");
+        c.server.host = "::".into();
+        assert_eq!(c.server.public_base_url(), "http://127.0.0.1:8000");
+        c.server.host = "::1".into();
+        assert_eq!(c.server.public_base_url(), "http://[::1]:8000");
+        c.server.public_base_url = "https://qr.example.com/".into();
+        assert_eq!(c.server.public_base_url(), "https://qr.example.com");
     }
 }
