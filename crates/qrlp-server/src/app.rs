@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
-use crate::routes::{api_keys, audit, health, orgs, qr, session, users};
+use crate::routes::{api_keys, audit, health, invitations, orgs, qr, session, users};
 use crate::state::AppState;
 use crate::{auth, error, limits, metrics, middleware, openapi};
 
@@ -31,7 +31,7 @@ use crate::{auth, error, limits, metrics, middleware, openapi};
 pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(users::me))
-        .routes(routes!(users::create_user))
+        .routes(routes!(invitations::create_user))
         .routes(routes!(users::get_user))
         .routes(routes!(orgs::list_organizations, orgs::create_organization))
         .routes(routes!(
@@ -39,7 +39,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
             orgs::update_organization,
             orgs::put_organization
         ))
-        .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(orgs::list_members, invitations::add_member))
+        .routes(routes!(invitations::list_invitations))
+        .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(orgs::change_role, orgs::remove_member))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
@@ -48,6 +50,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
+        .routes(routes!(invitations::redeem))
+        .routes(routes!(invitations::forgot_password))
+        .routes(routes!(invitations::reset_password))
         .route_layer(axum::middleware::from_fn(limits::per_address));
     let mut qr_routes = OpenApiRouter::new().routes(routes!(qr::post_qr, qr::get_qr));
     if config.rate_limit.ip_limit_qr {
@@ -78,7 +83,7 @@ fn seed_org_aliases() -> Router<AppState> {
         )
         .route(
             "/api/organizations/{org_id}/members",
-            get(orgs::list_members).post(orgs::add_member),
+            get(orgs::list_members).post(invitations::add_member),
         )
         .route(
             "/api/organizations/{org_id}/members/{user_id}",

@@ -68,6 +68,35 @@ impl Platform {
         }
     }
 
+    /// A key of `org`'s owner with exactly `scopes`, made directly in the store (a key can
+    /// only delegate what it holds, and the bootstrap key does not hold
+    /// `organizations:create`).
+    async fn key_with(&self, org: &Org, scopes: &[&str]) -> String {
+        let generated = qrlp_store::secret::generate_api_key();
+        self.store
+            .create_api_key(
+                &qrlp_store::AuditContext {
+                    org_id: None,
+                    actor: qrlp_store::Actor::System,
+                    ip: None,
+                    user_agent: None,
+                    request_id: None,
+                },
+                qrlp_store::NewApiKey {
+                    org_id: org.id.parse().unwrap(),
+                    name: "test".into(),
+                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                    created_by: Some(org.owner.parse().unwrap()),
+                    expires_at: None,
+                    prefix: generated.prefix.clone(),
+                    hash: generated.hash,
+                },
+            )
+            .await
+            .expect("key");
+        generated.secret.clone()
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -107,19 +136,44 @@ impl Platform {
     /// A new user in `org` with `role`, and a key acting for them (made by `admin_key`'s
     /// user... so keys are made by a session of the new user instead: see `login`).
     async fn user(&self, org: &Org, email: &str, role: &str) -> (String, String) {
+        let token = self.invite(org, email, role).await;
+        let v = self.redeem(&token, "correct horse battery").await;
+        assert_eq!(v["role"], role);
+        let id = v["user"]["id"].as_str().unwrap().to_string();
+        let (cookie, csrf) = self.login(email, "correct horse battery").await;
+        (id, format!("{cookie}|{csrf}"))
+    }
+
+    /// Invites `email` into `org` with `role` (no mail configured: the token comes back).
+    async fn invite(&self, org: &Org, email: &str, role: &str) -> String {
         let v = self
             .json(
                 Method::POST,
                 "/api/v1/users",
                 &org.key,
-                Some(json!({"email": email, "name": "U", "password": "correct horse battery", "role": role})),
-                201,
+                Some(json!({"email": email, "name": "U", "role": role})),
+                202,
             )
             .await;
-        assert_eq!(v["role"], role);
-        let id = v["user"]["id"].as_str().unwrap().to_string();
-        let (cookie, csrf) = self.login(email, "correct horse battery").await;
-        (id, format!("{cookie}|{csrf}"))
+        assert_eq!(v["delivery"], "link");
+        assert_eq!(v["invitation"]["role"], role);
+        v["invite_token"].as_str().expect("token").to_string()
+    }
+
+    /// Redeems an invitation for a new account with `password`; the member view.
+    async fn redeem(&self, token: &str, password: &str) -> Value {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/invitations/redeem",
+                None,
+                Some(json!({"token": token, "password": password})),
+            )
+            .await;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("JSON");
+        assert_eq!(status, 201, "{body}");
+        body
     }
 
     async fn login(&self, email: &str, password: &str) -> (String, String) {
@@ -582,16 +636,9 @@ async fn key_lifecycle_secret_shown_once_revoked_refused_and_every_change_audite
     )
     .await;
     mutations += 1;
-    let user = p
-        .json(
-            Method::POST,
-            "/api/v1/users",
-            &org.key,
-            Some(json!({"email": "dev@keys.example", "name": "Dev"})),
-            201,
-        )
-        .await;
-    mutations += 2; // user.create and member.add
+    let token = p.invite(&org, "dev@keys.example", "member").await;
+    let user = p.redeem(&token, "dev's own password").await;
+    mutations += 3; // invitation.create, then user.create and member.add
     let uid = user["user"]["id"].as_str().unwrap();
     p.json(
         Method::PATCH,
@@ -616,10 +663,10 @@ async fn key_lifecycle_secret_shown_once_revoked_refused_and_every_change_audite
         &format!("/api/v1/organizations/{}/members", org.id),
         &org.key,
         Some(json!({"email": "DEV@keys.example", "role": "member"})),
-        201,
+        202,
     )
     .await;
-    mutations += 1;
+    mutations += 1; // invitation.create
 
     // Revoke; the key is refused (this process re-reads within key_cache_ttl_ms).
     let revoked = p
@@ -743,6 +790,7 @@ async fn key_lifecycle_secret_shown_once_revoked_refused_and_every_change_audite
 async fn validation_conflicts_and_missing_credentials() {
     let p = Platform::start().await;
     let org = p.bootstrap("Valid", Plan::Enterprise).await;
+    let creator = p.key_with(&org, &["*", "organizations:create"]).await;
     let r = p.call(Method::GET, "/api/v1/users/me", None, None).await;
     let e = error_body(r, 401).await;
     assert_eq!(e["code"], "UNAUTHORIZED");
@@ -780,11 +828,6 @@ async fn validation_conflicts_and_missing_credentials() {
         ),
         (
             "/api/v1/users",
-            json!({"email": "a@b.example", "name": "X", "password": "short"}),
-            "password",
-        ),
-        (
-            "/api/v1/users",
             json!({"email": "a@b.example", "name": "X", "role": "root"}),
             "role",
         ),
@@ -796,7 +839,7 @@ async fn validation_conflicts_and_missing_credentials() {
         ),
     ] {
         let r = p
-            .call(Method::POST, path, Some(&org.key), Some(body.clone()))
+            .call(Method::POST, path, Some(&creator), Some(body.clone()))
             .await;
         let e = error_body(r, 400).await;
         assert_eq!(e["code"], "INVALID_INPUT", "{path} {body}");
@@ -814,39 +857,22 @@ async fn validation_conflicts_and_missing_credentials() {
     assert_eq!(error_body(r, 400).await["details"]["field"], "size");
 
     // Duplicates: 409 CONFLICT.
-    p.json(
-        Method::POST,
-        "/api/v1/users",
-        &org.key,
-        Some(json!({"email": "Dup@Valid.example", "name": "D"})),
-        201,
-    )
-    .await;
     let r = p
         .call(
             Method::POST,
-            "/api/v1/users",
-            Some(&org.key),
-            Some(json!({"email": "dup@valid.EXAMPLE", "name": "D"})),
+            "/api/v1/organizations",
+            Some(&creator),
+            Some(json!({"name": "VALID"})),
         )
         .await;
     let e = error_body(r, 409).await;
     assert_eq!(e["code"], "CONFLICT");
-    assert_eq!(e["details"]["field"], "email");
-    let r = p
-        .call(
-            Method::POST,
-            "/api/v1/organizations",
-            Some(&org.key),
-            Some(json!({"name": "VALID"})),
-        )
-        .await;
-    assert_eq!(error_body(r, 409).await["details"]["field"], "name");
+    assert_eq!(e["details"]["field"], "name");
     let created = p
         .json(
             Method::POST,
             "/api/v1/organizations",
-            &org.key,
+            &creator,
             Some(json!({"name": "Second"})),
             201,
         )
