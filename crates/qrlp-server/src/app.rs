@@ -65,10 +65,21 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .merge(protected)
         .merge(by_address)
         .routes(routes!(openapi::openapi_json));
-    if config.metrics.enabled {
+    // Off the public router unless a bearer token guards it (`metrics.listen` serves it
+    // on an address of its own instead).
+    if config.metrics.enabled && !config.metrics.token.is_empty() {
         r = r.routes(routes!(metrics::metrics_handler));
     }
     r
+}
+
+/// The application of the separate metrics listener (`metrics.listen`): `GET /metrics`
+/// without a token, nothing else.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics_text))
+        .fallback(error::not_found)
+        .with_state(state)
 }
 
 /// Seed 004's organization paths, `/api/organizations/{org_id}/...`: the same handlers as
@@ -113,11 +124,15 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     );
     let limit = usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX);
 
+    let timeout = Duration::from_secs(config.server.request_timeout_secs);
     let mut router = api
         .merge(seed_org_aliases())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            middleware::request_timeout(timeout, req, next)
+        }))
         .layer(Extension(OpenApiJson(doc_json)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));

@@ -73,7 +73,6 @@ async fn served_document_covers_every_route() {
             "GET /api/v1/users/me",
             "GET /api/v1/users/{user_id}",
             "GET /healthz",
-            "GET /metrics",
             "GET /openapi.json",
             "GET /readyz",
             "GET /v1/qr",
