@@ -9,24 +9,24 @@ use serde_json::{json, Value};
 use crate::common::{error_body, TestApp};
 
 /// A server plus direct access to its database, for bootstrapping organizations.
-struct Platform {
-    app: TestApp,
-    store: Store,
+pub(crate) struct Platform {
+    pub(crate) app: TestApp,
+    pub(crate) store: Store,
 }
 
 /// An organization made by bootstrap: its id, its owner's id and the owner's key.
-struct Org {
-    id: String,
-    owner: String,
-    key: String,
+pub(crate) struct Org {
+    pub(crate) id: String,
+    pub(crate) owner: String,
+    pub(crate) key: String,
 }
 
 impl Platform {
-    async fn start() -> Platform {
+    pub(crate) async fn start() -> Platform {
         Platform::start_with(Config::default()).await
     }
 
-    async fn start_with(config: Config) -> Platform {
+    pub(crate) async fn start_with(config: Config) -> Platform {
         let app = TestApp::start_with(config, axum::Router::new()).await;
         let dir = app
             .data_dir
@@ -44,7 +44,7 @@ impl Platform {
         Platform { app, store }
     }
 
-    async fn bootstrap(&self, name: &str, plan: Plan) -> Org {
+    pub(crate) async fn bootstrap(&self, name: &str, plan: Plan) -> Org {
         let key = qrlp_store::secret::generate_api_key();
         let done = self
             .store
@@ -71,7 +71,7 @@ impl Platform {
     /// A key of `org`'s owner with exactly `scopes`, made directly in the store (a key can
     /// only delegate what it holds, and the bootstrap key does not hold
     /// `organizations:create`).
-    async fn key_with(&self, org: &Org, scopes: &[&str]) -> String {
+    pub(crate) async fn key_with(&self, org: &Org, scopes: &[&str]) -> String {
         let generated = qrlp_store::secret::generate_api_key();
         self.store
             .create_api_key(
@@ -97,7 +97,7 @@ impl Platform {
         generated.secret.clone()
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -114,7 +114,7 @@ impl Platform {
         req.send().await.expect("request sent")
     }
 
-    async fn json(
+    pub(crate) async fn json(
         &self,
         method: Method,
         path: &str,
@@ -135,7 +135,7 @@ impl Platform {
 
     /// A new user in `org` with `role`, and a key acting for them (made by `admin_key`'s
     /// user... so keys are made by a session of the new user instead: see `login`).
-    async fn user(&self, org: &Org, email: &str, role: &str) -> (String, String) {
+    pub(crate) async fn user(&self, org: &Org, email: &str, role: &str) -> (String, String) {
         let token = self.invite(org, email, role).await;
         let v = self.redeem(&token, "correct horse battery").await;
         assert_eq!(v["role"], role);
@@ -145,7 +145,7 @@ impl Platform {
     }
 
     /// Invites `email` into `org` with `role` (no mail configured: the token comes back).
-    async fn invite(&self, org: &Org, email: &str, role: &str) -> String {
+    pub(crate) async fn invite(&self, org: &Org, email: &str, role: &str) -> String {
         let v = self
             .json(
                 Method::POST,
@@ -161,7 +161,7 @@ impl Platform {
     }
 
     /// Redeems an invitation for a new account with `password`; the member view.
-    async fn redeem(&self, token: &str, password: &str) -> Value {
+    pub(crate) async fn redeem(&self, token: &str, password: &str) -> Value {
         let r = self
             .call(
                 Method::POST,
@@ -176,7 +176,7 @@ impl Platform {
         body
     }
 
-    async fn login(&self, email: &str, password: &str) -> (String, String) {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> (String, String) {
         let r = self
             .call(
                 Method::POST,
@@ -196,7 +196,7 @@ impl Platform {
     }
 
     /// A request with a session cookie; `csrf` and `origin` as given.
-    async fn session_call(
+    pub(crate) async fn session_call(
         &self,
         method: Method,
         path: &str,
@@ -223,7 +223,7 @@ impl Platform {
         req.send().await.unwrap()
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("http://{}", self.app.addr)
     }
 }
