@@ -29,6 +29,7 @@ mod macros;
 mod api_keys;
 mod audit;
 mod bootstrap;
+pub mod chains;
 mod db;
 pub mod error;
 mod members;
@@ -40,6 +41,7 @@ mod sessions;
 mod sql;
 mod users;
 mod validate;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -53,9 +55,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use chains::{Chain, ChainPatch, NewChain, ScanOutcome, ScanRecord, ScanSource, ScanVerdict};
 pub use error::StoreError;
 pub use model::*;
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
+pub use webhooks::{
+    Attempt, AttemptRecord, ClaimedDelivery, Delivery, NewWebhook, Webhook, WebhookPatch,
+};
 
 /// File name of the SQLite database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "qrlp.db";
