@@ -40,6 +40,7 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Router,
     shutdown_timeout: Duration,
+    state: AppState,
 }
 
 impl Server {
@@ -68,16 +69,22 @@ impl Server {
         };
         let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
         let store = open_store(&config).await?;
-        let state = AppState::new(config, store)?;
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let local_addr = listener.local_addr()?;
+        let mut config = config;
+        if config.server.port == 0 {
+            // Links derived from the listen address need the port actually bound.
+            config.server.port = local_addr.port();
+        }
+        let state = AppState::new(config, store)?;
         Ok(Server {
             listener,
             local_addr,
-            app: app_with(state, extra),
+            app: app_with(state.clone(), extra),
             shutdown_timeout,
+            state,
         })
     }
 
@@ -100,7 +107,11 @@ impl Server {
             local_addr,
             app,
             shutdown_timeout,
+            state,
         } = self;
+        // The webhook worker lives as long as the server; deliveries in flight at the end
+        // are tried again when their lease runs out.
+        let worker = crate::delivery::spawn(state);
         tracing::info!(addr = %local_addr, "listening");
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -123,15 +134,20 @@ impl Server {
                 Err(_) => std::future::pending().await,
             }
         };
-        tokio::select! {
-            result = serve => result?,
+        let served = tokio::select! {
+            result = serve => result,
             () = deadline => {
                 tracing::warn!(
                     timeout_secs = shutdown_timeout.as_secs(),
                     "requests still in flight after the shutdown timeout; stopping anyway"
                 );
+                Ok(())
             }
+        };
+        if let Some(w) = worker {
+            w.abort();
         }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -3,8 +3,11 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod chains;
 pub mod health;
 pub mod orgs;
 pub mod qr;
+pub mod scan_page;
 pub mod session;
 pub mod users;
+pub mod webhooks;
