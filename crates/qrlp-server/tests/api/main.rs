@@ -9,3 +9,4 @@ mod lifecycle;
 mod openapi;
 mod platform;
 mod qr;
+mod webhooks;
