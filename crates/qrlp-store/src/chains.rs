@@ -390,6 +390,50 @@ impl Store {
         Ok((chain, Some(value)))
     }
 
+    /// Every value chain `id` has still to show, from the current one down to index 0. For
+    /// load tests, which must submit valid values without asking the server for each; it
+    /// needs the data key, like the server.
+    #[doc(hidden)]
+    pub async fn remaining_chain_values(
+        &self,
+        key: &DataKey,
+        org: Uuid,
+        id: i64,
+    ) -> Result<Vec<qrlp_chain::Value>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            chain: ChainRow,
+            secret: Vec<u8>,
+        }
+        let sql = format!("SELECT {CHAIN_COLS}, secret FROM chains WHERE id = $1 AND org_id = $2");
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .bind(org)
+                .fetch_optional(pool)
+                .await
+        })?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        let chain = Chain::from(row.chain);
+        let plain = key.open(&chain_aad(id), &row.secret)?;
+        let checkpoints = Checkpoints::from_bytes(
+            u64::try_from(id).unwrap_or(0),
+            u32::try_from(chain.chain_length).unwrap_or(0),
+            &plain,
+        )
+        .map_err(|e| StoreError::internal(format!("chain {id}: {e}")))?;
+        let top = u32::try_from(chain.current_index.max(-1) + 1).unwrap_or(0);
+        (0..top)
+            .rev()
+            .map(|i| {
+                checkpoints
+                    .value(i)
+                    .map_err(|e| StoreError::internal(format!("chain {id}: {e}")))
+            })
+            .collect()
+    }
+
     /// Scans `hash_value` against chain `id` (of `org`, or of any organization for the
     /// public page when `org` is `None`): one transaction that checks, advances, records
     /// and writes the events. Every attempt is recorded.
