@@ -245,6 +245,235 @@ fn random_seed() -> [u8; 32] {
     seed
 }
 
+/// One scan to perform.
+pub(crate) struct ScanJob {
+    org: Option<Uuid>,
+    id: i64,
+    at: OffsetDateTime,
+    candidate: Option<qrlp_chain::Value>,
+    stored_hash: String,
+    user_agent: Option<String>,
+    source: ScanSource,
+}
+
+type ScanReply = tokio::sync::oneshot::Sender<Result<ScanOutcome, StoreError>>;
+
+/// The queue of the SQLite scan writer.
+pub(crate) type ScanQueue = tokio::sync::mpsc::Sender<(ScanJob, ScanReply)>;
+
+/// Most scans committed together.
+const MAX_GROUP: usize = 256;
+
+const SELECT_FOR_SCAN_SQLITE: &str = "SELECT id, org_id, name, description, chain_length, \
+     current_index, is_active, valid_scans, invalid_scans, created_at, updated_at, last_value \
+     FROM chains WHERE id = $1 AND ($2 IS NULL OR org_id = $2)";
+const SELECT_FOR_SCAN_PG: &str = "SELECT id, org_id, name, description, chain_length, \
+     current_index, is_active, valid_scans, invalid_scans, created_at, updated_at, last_value \
+     FROM chains WHERE id = $1 AND ($2 IS NULL OR org_id = $2) FOR UPDATE";
+
+/// The body of one scan inside the open transaction `$tx` (see [`Store::scan_chain`]):
+/// evaluates to `Result<ScanOutcome, StoreError>`. `$job` is a `&ScanJob`; `$select` reads the
+/// chain row (locking it on PostgreSQL).
+macro_rules! scan_in_tx {
+    ($tx:ident, $job:expr, $select:expr) => {{
+        let job: &ScanJob = $job;
+        let id = job.id;
+        let at = job.at;
+        let candidate = job.candidate;
+        let stored_hash = &job.stored_hash;
+        let user_agent = &job.user_agent;
+        let source = &job.source;
+        async {
+            let row: Option<ChainStateRow> = sqlx::query_as(sqlx::AssertSqlSafe($select))
+                .bind(id)
+                .bind(job.org)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound);
+            };
+            let mut chain = Chain::from(row.chain);
+            let chain_id = u64::try_from(id).unwrap_or(0);
+            let k = chain.current_index;
+            let accepted = match (&candidate, u32::try_from(k)) {
+                (Some(c), Ok(index)) if chain.is_active => {
+                    let mut last = [0u8; 32];
+                    if row.last_value.len() == 32 {
+                        last.copy_from_slice(&row.last_value);
+                    }
+                    qrlp_chain::verify(chain_id, index, c, &last)
+                }
+                _ => false,
+            };
+            let (verdict, hash_id, index) = if accepted {
+                let c = candidate.unwrap_or([0; 32]);
+                let hash_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO chain_used_values (chain_id, chain_index, hash_value, used_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(id)
+                .bind(k)
+                .bind(&c[..])
+                .bind(Ts(at))
+                .fetch_one(&mut *$tx)
+                .await?;
+                let advanced = sqlx::query(
+                    "UPDATE chains SET current_index = current_index - 1, last_value = $3, \
+                     valid_scans = valid_scans + 1, is_active = (current_index > 0), \
+                     updated_at = $4 WHERE id = $1 AND current_index = $2",
+                )
+                .bind(id)
+                .bind(k)
+                .bind(&c[..])
+                .bind(Ts(at))
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+                if advanced != 1 {
+                    return Err(StoreError::internal("chain moved during its own scan"));
+                }
+                chain.current_index = k - 1;
+                chain.valid_scans += 1;
+                chain.is_active = k > 0;
+                chain.updated_at = at;
+                (ScanVerdict::Accepted, Some(hash_id), Some(k))
+            } else {
+                let used: Option<(i64, i64)> = match &candidate {
+                    Some(c) => {
+                        sqlx::query_as(
+                            "SELECT id, chain_index FROM chain_used_values \
+                             WHERE chain_id = $1 AND hash_value = $2",
+                        )
+                        .bind(id)
+                        .bind(&c[..])
+                        .fetch_optional(&mut *$tx)
+                        .await?
+                    }
+                    None => None,
+                };
+                let verdict = match used {
+                    Some(_) => ScanVerdict::AlreadyScanned,
+                    None if chain.exhausted() => ScanVerdict::Exhausted,
+                    None if !chain.is_active => ScanVerdict::Inactive,
+                    None => ScanVerdict::Invalid,
+                };
+                sqlx::query("UPDATE chains SET invalid_scans = invalid_scans + 1 WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *$tx)
+                    .await?;
+                chain.invalid_scans += 1;
+                match used {
+                    Some((hash_id, index)) => (verdict, Some(hash_id), Some(index)),
+                    None => (verdict, None, (k >= 0).then_some(k)),
+                }
+            };
+            let scan_id: i64 = sqlx::query_scalar(
+                "INSERT INTO chain_scans (chain_id, hash_id, hash_value, chain_index, is_valid, \
+                 scanned_by, ip_address, user_agent, error_message, scanned_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            )
+            .bind(id)
+            .bind(hash_id)
+            .bind(&stored_hash)
+            .bind(index)
+            .bind(verdict == ScanVerdict::Accepted)
+            .bind(source.scanned_by.as_deref())
+            .bind(source.ip_address.as_deref())
+            .bind(user_agent.as_deref())
+            .bind(verdict.error_message())
+            .bind(Ts(at))
+            .fetch_one(&mut *$tx)
+            .await?;
+            if verdict == ScanVerdict::Accepted {
+                let payload = Payload::new(catalogue::SCAN_SUCCESS)
+                    .with("chainId", id)
+                    .with("chainName", chain.name.as_str())
+                    .with(
+                        "hashValue",
+                        qrlp_chain::to_hex(&candidate.unwrap_or([0; 32])),
+                    )
+                    .with("index", k)
+                    .with("remaining", chain.remaining())
+                    .with("timestamp", seed_timestamp(at));
+                enqueue_event!($tx, chain.org_id, &payload, at)?;
+                if chain.exhausted() {
+                    let payload = Payload::new(catalogue::CHAIN_EXHAUSTED)
+                        .with("chainId", id)
+                        .with("chainName", chain.name.as_str())
+                        .with("chainLength", chain.chain_length)
+                        .with("timestamp", seed_timestamp(at));
+                    enqueue_event!($tx, chain.org_id, &payload, at)?;
+                }
+            } else {
+                let payload = Payload::new(catalogue::SCAN_FAILED)
+                    .with("chainId", id)
+                    .with("chainName", chain.name.as_str())
+                    .with("hashValue", stored_hash.as_str())
+                    .with("error", verdict.error_message().unwrap_or_default())
+                    .with("currentIndex", chain.current_index)
+                    .with("remaining", chain.remaining())
+                    .with("timestamp", seed_timestamp(at));
+                enqueue_event!($tx, chain.org_id, &payload, at)?;
+            }
+            Ok::<_, StoreError>(ScanOutcome {
+                verdict,
+                chain,
+                scan_id,
+                index,
+            })
+        }
+        .await
+    }};
+}
+
+/// Starts the SQLite scan writer: it takes the scans waiting (up to [`MAX_GROUP`]), runs
+/// each in a savepoint of one `BEGIN IMMEDIATE` transaction, commits once, then answers.
+/// It ends when the store (the queue's sender) is dropped.
+fn spawn_scan_writer(pool: sqlx::SqlitePool) -> ScanQueue {
+    let (sender, mut queue) = tokio::sync::mpsc::channel::<(ScanJob, ScanReply)>(4 * MAX_GROUP);
+    tokio::spawn(async move {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+            let results = scan_group(&pool, &group).await;
+            match results {
+                Ok(results) => {
+                    for ((_, reply), result) in group.drain(..).zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    for (_, reply) in group.drain(..) {
+                        let _ = reply.send(Err(StoreError::Unavailable(text.clone(), None)));
+                    }
+                }
+            }
+        }
+    });
+    sender
+}
+
+/// Runs `group` in one transaction; a scan that fails is rolled back to its savepoint and
+/// answered with its error, the others are committed.
+async fn scan_group(
+    pool: &sqlx::SqlitePool,
+    group: &[(ScanJob, ScanReply)],
+) -> Result<Vec<Result<ScanOutcome, StoreError>>, StoreError> {
+    let mut tx = pool.begin_with(crate::sql::SQLITE.begin).await?;
+    let mut results = Vec::with_capacity(group.len());
+    for (job, _) in group {
+        sqlx::query("SAVEPOINT scan").execute(&mut *tx).await?;
+        let result = scan_in_tx!(tx, job, SELECT_FOR_SCAN_SQLITE);
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO scan").execute(&mut *tx).await?;
+        }
+        sqlx::query("RELEASE scan").execute(&mut *tx).await?;
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
 impl Store {
     /// Creates a chain: a random seed, its checkpoints sealed under `key`, the anchor as the
     /// last accepted value. Audit `chain.create` and event `chain.created` in the same
@@ -437,6 +666,12 @@ impl Store {
     /// Scans `hash_value` against chain `id` (of `org`, or of any organization for the
     /// public page when `org` is `None`): one transaction that checks, advances, records
     /// and writes the events. Every attempt is recorded.
+    ///
+    /// On SQLite, scans are committed in groups by one writer task (group commit): the
+    /// scans waiting when a transaction starts share it, each inside a savepoint, and all
+    /// are answered after the one commit (`synchronous=FULL`), so an answered scan is
+    /// durable and writers never queue on SQLite's busy handler. On PostgreSQL each scan is
+    /// its own transaction holding the chain's row lock.
     pub async fn scan_chain(
         &self,
         org: Option<Uuid>,
@@ -444,158 +679,39 @@ impl Store {
         hash_value: &str,
         source: &ScanSource,
     ) -> Result<ScanOutcome, StoreError> {
-        let at = now();
-        let candidate = qrlp_chain::from_hex(hash_value.trim());
-        let stored_hash = cut(hash_value, MAX_STORED_HASH_CHARS).to_string();
-        let user_agent = source
-            .user_agent
-            .as_deref()
-            .map(|u| cut(u, 512).to_string());
-        let pg = self.backend_name() == "postgres";
-        let select = format!(
-            "SELECT {CHAIN_COLS}, last_value FROM chains WHERE id = $1 \
-             AND ($2 IS NULL OR org_id = $2){}",
-            if pg { " FOR UPDATE" } else { "" }
-        );
-        on_pool!(self, |pool, d| {
-            let mut tx = pool.begin_with(d.begin).await?;
-            let row: Option<ChainStateRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
-                .bind(id)
-                .bind(org)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let row = row.ok_or(StoreError::NotFound)?;
-            let mut chain = Chain::from(row.chain);
-            let chain_id = u64::try_from(id).unwrap_or(0);
-            let k = chain.current_index;
-            let accepted = match (&candidate, u32::try_from(k)) {
-                (Some(c), Ok(index)) if chain.is_active => {
-                    let mut last = [0u8; 32];
-                    if row.last_value.len() == 32 {
-                        last.copy_from_slice(&row.last_value);
-                    }
-                    qrlp_chain::verify(chain_id, index, c, &last)
-                }
-                _ => false,
-            };
-            let (verdict, hash_id, index) = if accepted {
-                let c = candidate.unwrap_or([0; 32]);
-                let hash_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO chain_used_values (chain_id, chain_index, hash_value, used_at) \
-                     VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(id)
-                .bind(k)
-                .bind(&c[..])
-                .bind(Ts(at))
-                .fetch_one(&mut *tx)
-                .await?;
-                let advanced = sqlx::query(
-                    "UPDATE chains SET current_index = current_index - 1, last_value = $3, \
-                     valid_scans = valid_scans + 1, is_active = (current_index > 0), \
-                     updated_at = $4 WHERE id = $1 AND current_index = $2",
-                )
-                .bind(id)
-                .bind(k)
-                .bind(&c[..])
-                .bind(Ts(at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if advanced != 1 {
-                    return Err(StoreError::internal("chain moved during its own scan"));
-                }
-                chain.current_index = k - 1;
-                chain.valid_scans += 1;
-                chain.is_active = k > 0;
-                chain.updated_at = at;
-                (ScanVerdict::Accepted, Some(hash_id), Some(k))
-            } else {
-                let used: Option<(i64, i64)> = match &candidate {
-                    Some(c) => {
-                        sqlx::query_as(
-                            "SELECT id, chain_index FROM chain_used_values \
-                             WHERE chain_id = $1 AND hash_value = $2",
-                        )
-                        .bind(id)
-                        .bind(&c[..])
-                        .fetch_optional(&mut *tx)
-                        .await?
-                    }
-                    None => None,
-                };
-                let verdict = match used {
-                    Some(_) => ScanVerdict::AlreadyScanned,
-                    None if chain.exhausted() => ScanVerdict::Exhausted,
-                    None if !chain.is_active => ScanVerdict::Inactive,
-                    None => ScanVerdict::Invalid,
-                };
-                sqlx::query("UPDATE chains SET invalid_scans = invalid_scans + 1 WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                chain.invalid_scans += 1;
-                match used {
-                    Some((hash_id, index)) => (verdict, Some(hash_id), Some(index)),
-                    None => (verdict, None, (k >= 0).then_some(k)),
-                }
-            };
-            let scan_id: i64 = sqlx::query_scalar(
-                "INSERT INTO chain_scans (chain_id, hash_id, hash_value, chain_index, is_valid, \
-                 scanned_by, ip_address, user_agent, error_message, scanned_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-            )
-            .bind(id)
-            .bind(hash_id)
-            .bind(&stored_hash)
-            .bind(index)
-            .bind(verdict == ScanVerdict::Accepted)
-            .bind(source.scanned_by.as_deref())
-            .bind(source.ip_address.as_deref())
-            .bind(user_agent.as_deref())
-            .bind(verdict.error_message())
-            .bind(Ts(at))
-            .fetch_one(&mut *tx)
-            .await?;
-            if verdict == ScanVerdict::Accepted {
-                let payload = Payload::new(catalogue::SCAN_SUCCESS)
-                    .with("chainId", id)
-                    .with("chainName", chain.name.as_str())
-                    .with(
-                        "hashValue",
-                        qrlp_chain::to_hex(&candidate.unwrap_or([0; 32])),
-                    )
-                    .with("index", k)
-                    .with("remaining", chain.remaining())
-                    .with("timestamp", seed_timestamp(at));
-                enqueue_event!(tx, chain.org_id, &payload, at)?;
-                if chain.exhausted() {
-                    let payload = Payload::new(catalogue::CHAIN_EXHAUSTED)
-                        .with("chainId", id)
-                        .with("chainName", chain.name.as_str())
-                        .with("chainLength", chain.chain_length)
-                        .with("timestamp", seed_timestamp(at));
-                    enqueue_event!(tx, chain.org_id, &payload, at)?;
-                }
-            } else {
-                let payload = Payload::new(catalogue::SCAN_FAILED)
-                    .with("chainId", id)
-                    .with("chainName", chain.name.as_str())
-                    .with("hashValue", stored_hash.as_str())
-                    .with("error", verdict.error_message().unwrap_or_default())
-                    .with("currentIndex", chain.current_index)
-                    .with("remaining", chain.remaining())
-                    .with("timestamp", seed_timestamp(at));
-                enqueue_event!(tx, chain.org_id, &payload, at)?;
+        let job = ScanJob {
+            org,
+            id,
+            at: now(),
+            candidate: qrlp_chain::from_hex(hash_value.trim()),
+            stored_hash: cut(hash_value, MAX_STORED_HASH_CHARS).to_string(),
+            user_agent: source
+                .user_agent
+                .as_deref()
+                .map(|u| cut(u, 512).to_string()),
+            source: source.clone(),
+        };
+        match &self.inner.backend {
+            crate::Backend::Sqlite(pool) => {
+                let sender = self
+                    .inner
+                    .scan_writer
+                    .get_or_init(|| spawn_scan_writer(pool.clone()));
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                sender
+                    .send((job, tx))
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the scan writer stopped".into(), None))?;
+                rx.await
+                    .map_err(|_| StoreError::Unavailable("the scan writer stopped".into(), None))?
             }
-            tx.commit().await?;
-            Ok(ScanOutcome {
-                verdict,
-                chain,
-                scan_id,
-                index,
-            })
-        })
+            crate::Backend::Postgres(pool) => {
+                let mut tx = pool.begin_with(crate::sql::POSTGRES.begin).await?;
+                let outcome = scan_in_tx!(tx, &job, SELECT_FOR_SCAN_PG)?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
     }
 
     /// The newest `limit` scans of chain `id` of `org`.

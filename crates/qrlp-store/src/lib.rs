@@ -119,6 +119,8 @@ pub(crate) enum Backend {
 struct Inner {
     backend: Backend,
     description: String,
+    /// SQLite: the group-commit writer of chain scans, started on first use.
+    scan_writer: std::sync::OnceLock<chains::ScanQueue>,
 }
 
 /// The repository: one connection pool to SQLite or PostgreSQL. Cheap to clone.
@@ -338,6 +340,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 description,
+                scan_writer: std::sync::OnceLock::new(),
             }),
         }
     }
