@@ -193,6 +193,16 @@ pub const KEYS: &[KeyDoc] = &[
         aliases: &[],
     },
     KeyDoc {
+        key: "storage.encryption_key",
+        doc: "Data key encrypting secrets at rest (chain checkpoints, webhook secrets): 64 hex\ndigits or base64 of 32 bytes. Empty: use encryption_key_file. Never logged.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "storage.encryption_key_file",
+        doc: "File holding the data key; empty for <data_dir>/data.key, created with a random key\nand mode 0600 on first start. Keep a copy: without it sealed secrets are lost.",
+        aliases: &[],
+    },
+    KeyDoc {
         key: "auth.session_ttl_secs",
         doc: "How long a web login session lasts, in seconds (60 to 31536000).",
         aliases: &[],
@@ -427,6 +437,31 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Days after which the signing key is replaced at start-up (the old key keeps\nverifying for a day); 0 never.",
         aliases: &[],
     },
+    KeyDoc {
+        key: "webhooks.allow_private_targets",
+        doc: "Let webhook endpoints reach loopback, private, link-local, unique-local, CGNAT and\ncloud-metadata addresses. For development and tests only.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "webhooks.timeout_ms",
+        doc: "How long one delivery attempt may take, in milliseconds (100 to 60000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "webhooks.retry_time_scale",
+        doc: "Multiplies every wait of the retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,\n20 h, 24 h) and the 5 days after which a failing endpoint is disabled. 1.0 in production.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "webhooks.concurrency",
+        doc: "Deliveries in flight at once in this process (0 to 1024); 0 runs no delivery worker\nhere (another process delivers).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "webhooks.poll_interval_ms",
+        doc: "How often an idle delivery worker looks for due deliveries, in milliseconds (10 to\n60000). Events written by the same process wake it at once.",
+        aliases: &[],
+    },
 ];
 
 /// Keys whose values are secrets: never shown in `Debug`, problems or logs.
@@ -435,6 +470,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "security.data_key_secret",
     "metrics.token",
     "mail.smtp_url",
+    "storage.encryption_key",
 ];
 
 /// The `QRLP_` environment name of a dotted key: `server.port` → `QRLP_SERVER_PORT`.

@@ -132,6 +132,8 @@ pub struct Config {
     pub verification: VerificationConfig,
     /// The seed's `security_settings`: signatures, HMAC, encryption, keys.
     pub security: SecurityConfig,
+    /// Webhook delivery: targets, timeouts, retries, workers.
+    pub webhooks: WebhooksConfig,
 }
 
 /// `[server]`: where `qrlp serve` listens and how it treats requests.
@@ -563,9 +565,24 @@ pub struct StorageConfig {
     pub database_url: String,
     /// Largest number of pooled database connections.
     pub max_connections: u32,
+    /// The data key that encrypts secrets at rest (chain checkpoints, webhook signing
+    /// secrets): 64 hex digits or base64 of 32 bytes. Empty: read `encryption_key_file`.
+    pub encryption_key: String,
+    /// File holding the data key; empty for `<data_dir>/data.key`. Created with a random key
+    /// and mode 0600 on first start when it does not exist.
+    pub encryption_key_file: String,
 }
 
 impl StorageConfig {
+    /// The data key file: `encryption_key_file`, or `data.key` under `data_dir`.
+    pub fn encryption_key_path(&self) -> std::path::PathBuf {
+        if self.encryption_key_file.trim().is_empty() {
+            std::path::Path::new(&self.data_dir).join("data.key")
+        } else {
+            std::path::PathBuf::from(self.encryption_key_file.trim())
+        }
+    }
+
     /// `database_url` with any password replaced by `***`, safe to log.
     pub fn redacted_url(&self) -> String {
         redact_url_password(&self.database_url)
@@ -579,6 +596,15 @@ impl fmt::Debug for StorageConfig {
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.redacted_url())
             .field("max_connections", &self.max_connections)
+            .field(
+                "encryption_key",
+                &if self.encryption_key.is_empty() {
+                    "<empty>"
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("encryption_key_file", &self.encryption_key_file)
             .finish()
     }
 }
@@ -589,6 +615,8 @@ impl Default for StorageConfig {
             data_dir: "./qrlp-data".into(),
             database_url: String::new(),
             max_connections: 8,
+            encryption_key: String::new(),
+            encryption_key_file: String::new(),
         }
     }
 }
@@ -697,6 +725,37 @@ impl Default for RateLimitConfig {
             redis_fail_mode: FailMode::Open,
             ip_per_hour: 60,
             ip_limit_qr: false,
+        }
+    }
+}
+
+/// `[webhooks]`: how events reach customers' endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Let endpoints reach loopback, private, link-local and other non-public addresses
+    /// (development and tests only).
+    pub allow_private_targets: bool,
+    /// How long one delivery attempt may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Multiplies every wait of the retry schedule (and the five days after which a failing
+    /// endpoint is disabled); 1.0 in production, small in tests.
+    pub retry_time_scale: f64,
+    /// Deliveries in flight at once per server process; 0 runs no delivery worker here.
+    pub concurrency: u32,
+    /// How often an idle worker looks for due deliveries, in milliseconds (events written by
+    /// this process wake it at once).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_targets: false,
+            timeout_ms: 10_000,
+            retry_time_scale: 1.0,
+            concurrency: 32,
+            poll_interval_ms: 1000,
         }
     }
 }

@@ -50,6 +50,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "security",
         "Signatures, HMAC, encryption and keys (the seed's security_settings). Secrets are never logged.",
     ),
+    (
+        "webhooks",
+        "Webhook delivery: which targets are allowed, timeouts, the retry schedule, workers.",
+    ),
 ];
 
 /// The whole default configuration as TOML, every key with its default value. With

@@ -230,6 +230,38 @@ impl Config {
                 ),
             ));
         }
+        if !st.encryption_key.is_empty() && !is_data_key_text(&st.encryption_key) {
+            // Never the value: it is a secret.
+            p.push(Problem::new(
+                "storage.encryption_key",
+                "must be 64 hex digits or base64 of 32 bytes (value not shown)",
+            ));
+        }
+        let w = &self.webhooks;
+        if !(100..=60_000).contains(&w.timeout_ms) {
+            p.push(Problem::new(
+                "webhooks.timeout_ms",
+                format!("must be between 100 and 60000, got {}", w.timeout_ms),
+            ));
+        }
+        if !(w.retry_time_scale.is_finite() && (0.0..=1000.0).contains(&w.retry_time_scale)) {
+            p.push(Problem::new(
+                "webhooks.retry_time_scale",
+                format!("must be between 0 and 1000, got {}", w.retry_time_scale),
+            ));
+        }
+        if w.concurrency > 1024 {
+            p.push(Problem::new(
+                "webhooks.concurrency",
+                format!("must be between 0 and 1024, got {}", w.concurrency),
+            ));
+        }
+        if !(10..=60_000).contains(&w.poll_interval_ms) {
+            p.push(Problem::new(
+                "webhooks.poll_interval_ms",
+                format!("must be between 10 and 60000, got {}", w.poll_interval_ms),
+            ));
+        }
         if !(1..=1000).contains(&st.max_connections) {
             p.push(Problem::new(
                 "storage.max_connections",
@@ -680,6 +712,19 @@ fn is_cidr(raw: &str) -> bool {
     };
     let max = if ip.is_ipv4() { 32 } else { 128 };
     prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max))
+}
+
+/// 64 hex digits, or standard base64 of 32 bytes (44 characters ending in one `=`).
+fn is_data_key_text(raw: &str) -> bool {
+    let t = raw.trim();
+    let hex = t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let b64 = t.len() == 44
+        && t.ends_with('=')
+        && !t.ends_with("==")
+        && t[..43]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    hex || b64
 }
 
 /// An absolute `http` or `https` URL with a host and no query or fragment.

@@ -22,7 +22,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
-use crate::routes::{api_keys, audit, health, invitations, orgs, qr, session, users};
+use crate::routes::{
+    api_keys, audit, chains, health, invitations, orgs, qr, scan_page, session, users, webhooks,
+};
 use crate::state::AppState;
 use crate::{auth, error, limits, metrics, middleware, openapi};
 
@@ -46,6 +48,27 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(chains::list_chains, chains::create_chain))
+        .routes(routes!(
+            chains::get_chain,
+            chains::update_chain,
+            chains::delete_chain
+        ))
+        .routes(routes!(chains::current))
+        .routes(routes!(chains::scan))
+        .routes(routes!(chains::list_scans))
+        .routes(routes!(chains::stats))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::event_types))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::redeliver))
         .route_layer(axum::middleware::from_fn(auth::authenticate));
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
@@ -127,6 +150,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
     let mut router = api
         .merge(seed_org_aliases())
+        .merge(scan_page::router())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

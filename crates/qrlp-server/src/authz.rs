@@ -40,11 +40,21 @@ pub enum Permission {
     /// Create organizations (the caller becomes their owner). Not a role's permission: a
     /// user session holds it, an API key only when its scopes name it (`*` does not).
     OrganizationsCreate,
+    /// List and read one-time chains, their current value, scans and statistics.
+    ChainsRead,
+    /// Create, change and delete chains.
+    ChainsWrite,
+    /// Submit a scanned chain value (a door scanner's key needs only this).
+    ChainsScan,
+    /// List webhook endpoints and their delivery logs.
+    WebhooksRead,
+    /// Create, change, delete and test webhook endpoints; rotate secrets; redeliver.
+    WebhooksWrite,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 15] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -55,6 +65,11 @@ impl Permission {
         Permission::ApiKeysWrite,
         Permission::AuditRead,
         Permission::OrganizationsCreate,
+        Permission::ChainsRead,
+        Permission::ChainsWrite,
+        Permission::ChainsScan,
+        Permission::WebhooksRead,
+        Permission::WebhooksWrite,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -70,6 +85,11 @@ impl Permission {
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
             Permission::OrganizationsCreate => "organizations:create",
+            Permission::ChainsRead => "chains:read",
+            Permission::ChainsWrite => "chains:write",
+            Permission::ChainsScan => "chains:scan",
+            Permission::WebhooksRead => "webhooks:read",
+            Permission::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -91,6 +111,9 @@ impl Permission {
             | Permission::ApiKeysWrite
             | Permission::AuditRead => Role::Admin,
             Permission::OrganizationOwner => Role::Owner,
+            Permission::ChainsRead => Role::Viewer,
+            Permission::ChainsWrite | Permission::ChainsScan => Role::Member,
+            Permission::WebhooksRead | Permission::WebhooksWrite => Role::Admin,
         }
     }
 }
@@ -212,6 +235,16 @@ requirements! {
     AuditRead => AuditRead;
     /// [`Permission::OrganizationsCreate`].
     OrganizationsCreate => OrganizationsCreate;
+    /// [`Permission::ChainsRead`].
+    ChainsRead => ChainsRead;
+    /// [`Permission::ChainsWrite`].
+    ChainsWrite => ChainsWrite;
+    /// [`Permission::ChainsScan`].
+    ChainsScan => ChainsScan;
+    /// [`Permission::WebhooksRead`].
+    WebhooksRead => WebhooksRead;
+    /// [`Permission::WebhooksWrite`].
+    WebhooksWrite => WebhooksWrite;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -280,6 +313,65 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         "DELETE",
         "/api/v1/organizations/{org_id}/invitations/{invitation_id}",
         Permission::MembersWrite,
+    ),
+    ("GET", "/api/v1/chains", Permission::ChainsRead),
+    ("POST", "/api/v1/chains", Permission::ChainsWrite),
+    ("GET", "/api/v1/chains/{chainId}", Permission::ChainsRead),
+    ("PATCH", "/api/v1/chains/{chainId}", Permission::ChainsWrite),
+    (
+        "DELETE",
+        "/api/v1/chains/{chainId}",
+        Permission::ChainsWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/chains/{chainId}/current",
+        Permission::ChainsRead,
+    ),
+    (
+        "POST",
+        "/api/v1/chains/{chainId}/scan",
+        Permission::ChainsScan,
+    ),
+    (
+        "GET",
+        "/api/v1/chains/{chainId}/scans",
+        Permission::ChainsRead,
+    ),
+    (
+        "GET",
+        "/api/v1/chains/{chainId}/stats",
+        Permission::ChainsRead,
+    ),
+    ("GET", "/api/v1/webhooks", Permission::WebhooksRead),
+    ("POST", "/api/v1/webhooks", Permission::WebhooksWrite),
+    (
+        "GET",
+        "/api/v1/webhooks/event-types",
+        Permission::WebhooksRead,
+    ),
+    ("GET", "/api/v1/webhooks/{id}", Permission::WebhooksRead),
+    ("PATCH", "/api/v1/webhooks/{id}", Permission::WebhooksWrite),
+    ("DELETE", "/api/v1/webhooks/{id}", Permission::WebhooksWrite),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/rotate-secret",
+        Permission::WebhooksWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/test",
+        Permission::WebhooksWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        Permission::WebhooksRead,
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        Permission::WebhooksWrite,
     ),
 ];
 

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     Internal,
     /// 503: a dependency is unavailable.
     Unavailable,
+    /// 409: every value of a one-time chain has been used.
+    ChainExhausted,
 }
 
 impl ErrorCode {
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ChainExhausted => StatusCode::CONFLICT,
         }
     }
 
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::Internal => "INTERNAL",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::ChainExhausted => "CHAIN_EXHAUSTED",
         }
     }
 
@@ -392,6 +396,7 @@ mod tests {
             ),
             (ErrorCode::Internal, 500, "INTERNAL"),
             (ErrorCode::Unavailable, 503, "UNAVAILABLE"),
+            (ErrorCode::ChainExhausted, 409, "CHAIN_EXHAUSTED"),
         ] {
             assert_eq!(code.status().as_u16(), status);
             assert_eq!(code.as_str(), name);

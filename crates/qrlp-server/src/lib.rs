@@ -30,6 +30,7 @@ pub mod app;
 pub mod auth;
 pub mod authz;
 pub mod client;
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod limits;

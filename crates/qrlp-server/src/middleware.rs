@@ -88,17 +88,18 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// An error status whose body is not JSON: something other than an [`ApiError`] made it.
+/// HTML pages meant for people (the chains' scan page) keep their own body.
 fn needs_envelope(response: &Response) -> bool {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return false;
     }
-    let is_json = response
+    let is_json_or_page = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    !is_json
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    !is_json_or_page
 }
 
 /// Answers 503 `UNAVAILABLE` when the handler has not produced its response head within

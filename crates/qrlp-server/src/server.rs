@@ -163,6 +163,9 @@ impl Server {
             shutdown_timeout,
             state,
         } = self;
+        // The webhook worker lives as long as the server; deliveries in flight at the end
+        // are tried again when their lease runs out.
+        let worker = crate::delivery::spawn(state.clone());
         tracing::info!(addr = %local_addr, "listening");
         let (stop_tx, stop_rx) = watch::channel(false);
         let purge = tokio::spawn(purge_loop(state.clone(), stop_rx.clone()));
@@ -193,6 +196,9 @@ impl Server {
         })
         .await;
         purge.abort();
+        if let Some(w) = worker {
+            w.abort();
+        }
         match drained {
             Ok(result) => result?,
             Err(_) => tracing::warn!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use qrlp_config::Config;
 use qrlp_ratelimit::Limiter;
+use qrlp_store::secret::DataKey;
 use qrlp_store::Store;
 
 use crate::auth::{Authenticator, Passwords};
@@ -30,6 +31,8 @@ struct Inner {
     trusted_proxies: TrustedProxies,
     passwords: Passwords,
     mailer: Option<Mailer>,
+    data_key: DataKey,
+    webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Why the state could not be built.
@@ -47,6 +50,9 @@ pub enum StateError {
     /// The mail settings cannot be used.
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    /// The data key (`storage.encryption_key` or its file) cannot be used.
+    #[error("data key: {0}")]
+    DataKey(#[source] qrlp_store::StoreError),
 }
 
 impl AppState {
@@ -63,6 +69,7 @@ impl AppState {
         let passwords = Passwords::per_core();
         let readiness = Readiness::new(&config.redis, store.clone())?;
         let limiter = crate::limits::limiter(&config)?;
+        let data_key = data_key(&config).map_err(StateError::DataKey)?;
         let auth = Authenticator::new(
             store.clone(),
             Duration::from_millis(config.auth.key_cache_ttl_ms),
@@ -78,6 +85,8 @@ impl AppState {
                 trusted_proxies,
                 passwords,
                 mailer,
+                data_key,
+                webhook_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -126,4 +135,30 @@ impl AppState {
     pub fn limiter(&self) -> Option<&Limiter> {
         self.inner.limiter.as_ref()
     }
+
+    /// The data key sealing secrets at rest.
+    pub fn data_key(&self) -> &DataKey {
+        &self.inner.data_key
+    }
+
+    /// Wakes this process's webhook worker (after writing outbox events).
+    pub fn wake_webhooks(&self) {
+        self.inner.webhook_wake.notify_one();
+    }
+
+    /// What the webhook worker waits on.
+    pub(crate) fn webhook_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.webhook_wake.clone()
+    }
+}
+
+/// The data key: `storage.encryption_key`, else the key file (created with mode 0600 when
+/// missing).
+fn data_key(config: &Config) -> Result<DataKey, qrlp_store::StoreError> {
+    if !config.storage.encryption_key.trim().is_empty() {
+        return DataKey::parse("storage.encryption_key", &config.storage.encryption_key);
+    }
+    let key = DataKey::load_or_create(&config.storage.encryption_key_path())?;
+    tracing::info!(key_id = %key.id_hex(), "data key ready");
+    Ok(key)
 }

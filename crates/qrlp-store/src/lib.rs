@@ -29,6 +29,7 @@ mod macros;
 mod api_keys;
 mod audit;
 mod bootstrap;
+pub mod chains;
 mod db;
 pub mod error;
 mod invitations;
@@ -41,6 +42,7 @@ mod sessions;
 mod sql;
 mod users;
 mod validate;
+pub mod webhooks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -54,9 +56,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use chains::{Chain, ChainPatch, NewChain, ScanOutcome, ScanRecord, ScanSource, ScanVerdict};
 pub use error::StoreError;
 pub use model::*;
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
+pub use webhooks::{
+    Attempt, AttemptRecord, ClaimedDelivery, Delivery, NewWebhook, Webhook, WebhookPatch,
+};
 
 /// File name of the SQLite database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "qrlp.db";
@@ -114,6 +120,8 @@ pub(crate) enum Backend {
 struct Inner {
     backend: Backend,
     description: String,
+    /// SQLite: the group-commit writer of chain scans, started on first use.
+    scan_writer: std::sync::OnceLock<chains::ScanQueue>,
 }
 
 /// The repository: one connection pool to SQLite or PostgreSQL. Cheap to clone.
@@ -333,6 +341,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 description,
+                scan_writer: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -73,3 +73,36 @@ macro_rules! insert_api_key {
             .map(drop)
     }};
 }
+
+/// Writes one outbox event (`$payload: &qrlp_webhook::Payload`) of organization `$org`
+/// (`Uuid`) at `$at` (`OffsetDateTime`) in `$tx`, the transaction of the change it
+/// reports, and one pending delivery per active endpoint of the organization subscribed to
+/// its type. Evaluates to `Result<Uuid, sqlx::Error>`: the event id (the `webhook-id`).
+/// `$tx` is the transaction variable (a `sqlx::Transaction`).
+macro_rules! enqueue_event {
+    ($tx:ident, $org:expr, $payload:expr, $at:expr) => {{
+        let payload: &::qrlp_webhook::Payload = $payload;
+        let org: ::uuid::Uuid = $org;
+        let at = $crate::db::Ts($at);
+        let id = ::uuid::Uuid::now_v7();
+        let inserted = sqlx::query($crate::webhooks::INSERT_EVENT)
+            .bind(id)
+            .bind(org)
+            .bind(payload.event())
+            .bind(payload.to_json())
+            .bind(at)
+            .execute(&mut *$tx)
+            .await;
+        match inserted {
+            Err(e) => Err(e),
+            Ok(_) => sqlx::query($crate::webhooks::FAN_OUT)
+                .bind(id)
+                .bind(org)
+                .bind(at)
+                .bind(payload.event())
+                .execute(&mut *$tx)
+                .await
+                .map(|_| id),
+        }
+    }};
+}

@@ -140,6 +140,171 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// The data key: encrypts secrets the server must be able to read back (chain checkpoints,
+/// webhook signing secrets, later channel and device keys) before they are stored, so that
+/// a copy of the database alone reveals none of them.
+///
+/// XChaCha20-Poly1305 with a random 192-bit nonce per seal. A sealed value is
+/// `0x01 ‖ key id (4 bytes) ‖ nonce (24) ‖ ciphertext ‖ tag (16)`; the key id is the first
+/// four bytes of SHA-256 of the key, so a value sealed under another key is refused with a
+/// clear error. Callers pass associated data naming what the value is and whose it is
+/// (e.g. `chain:42`), so a sealed value copied to another row does not open.
+///
+/// The key comes from `storage.encryption_key` (64 hex digits or base64 of 32 bytes), or the
+/// file `storage.encryption_key_file`, by default `<data_dir>/data.key`, created with 32
+/// random bytes and mode 0600 on first start. `Debug` never shows it.
+#[derive(Clone)]
+pub struct DataKey {
+    key: [u8; 32],
+    id: [u8; 4],
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DataKey(id {})", self.id_hex())
+    }
+}
+
+/// Version byte of sealed values.
+const SEALED_V1: u8 = 1;
+/// Bytes a seal adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = 1 + 4 + 24 + 16;
+
+impl DataKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(key: [u8; 32]) -> DataKey {
+        let digest = sha256(&key);
+        let mut id = [0u8; 4];
+        id.copy_from_slice(&digest[..4]);
+        DataKey { key, id }
+    }
+
+    /// A new random key.
+    pub fn generate() -> DataKey {
+        let mut key = [0u8; 32];
+        fill_random(&mut key);
+        DataKey::from_bytes(key)
+    }
+
+    /// A key from its text: 64 hex digits or standard base64 of 32 bytes (surrounding
+    /// whitespace ignored).
+    ///
+    /// # Errors
+    /// `Invalid` naming `field`, never showing the text.
+    pub fn parse(field: &str, text: &str) -> Result<DataKey, StoreError> {
+        use base64::engine::general_purpose::STANDARD;
+        let text = text.trim();
+        let mut key = [0u8; 32];
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+                let hex = std::str::from_utf8(pair).unwrap_or("00");
+                key[i] = u8::from_str_radix(hex, 16).unwrap_or(0);
+            }
+            return Ok(DataKey::from_bytes(key));
+        }
+        match STANDARD.decode(text) {
+            Ok(bytes) if bytes.len() == 32 => {
+                key.copy_from_slice(&bytes);
+                Ok(DataKey::from_bytes(key))
+            }
+            _ => Err(StoreError::invalid(
+                field,
+                "must be 64 hex digits or base64 of 32 bytes (value not shown)",
+            )),
+        }
+    }
+
+    /// The key in `path`, or a new one written there (mode 0600) when the file does not
+    /// exist. Two processes starting together end up with the same key. A file the group or
+    /// others may read is refused.
+    ///
+    /// # Errors
+    /// `Unavailable` when the file cannot be read or written; `Invalid` when it does not
+    /// hold a key.
+    pub fn load_or_create(path: &std::path::Path) -> Result<DataKey, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(
+                    format!("cannot create the directory {}", dir.display()),
+                    Some(Box::new(e)),
+                )
+            })?;
+        }
+        let text = qrlp_live::load_or_generate_secret(path).map_err(|e| {
+            StoreError::Unavailable(
+                format!("cannot use the data key file {}", path.display()),
+                Some(Box::new(e)),
+            )
+        })?;
+        DataKey::parse("storage.encryption_key_file", &text)
+    }
+
+    /// The key id, 8 hex digits (safe to log).
+    pub fn id_hex(&self) -> String {
+        self.id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Encrypts `plaintext`, bound to `aad`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::XChaCha20Poly1305;
+        let mut nonce = [0u8; 24];
+        fill_random(&mut nonce);
+        let cipher = XChaCha20Poly1305::new(&self.key.into());
+        #[allow(clippy::expect_used)]
+        let ct = cipher
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encrypts any message below 256 GiB");
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypts a value sealed with this key and the same `aad`.
+    ///
+    /// # Errors
+    /// `Internal` when the value is malformed, was sealed under another key, or was changed
+    /// (the message says which, never the contents).
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::XChaCha20Poly1305;
+        if sealed.len() < SEAL_OVERHEAD || sealed[0] != SEALED_V1 {
+            return Err(StoreError::internal("sealed value is malformed"));
+        }
+        if sealed[1..5] != self.id {
+            return Err(StoreError::internal(format!(
+                "sealed value was encrypted under data key {}, not the configured {}",
+                sealed[1..5]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+                self.id_hex()
+            )));
+        }
+        let mut nonce = [0u8; 24];
+        nonce.copy_from_slice(&sealed[5..29]);
+        let cipher = XChaCha20Poly1305::new(&self.key.into());
+        cipher
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &sealed[29..],
+                    aad,
+                },
+            )
+            .map_err(|_| StoreError::internal("sealed value does not authenticate"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +335,49 @@ mod tests {
         assert_eq!(token.len(), 43);
         assert_eq!(hash_token(&token), hash);
         assert_eq!(generate_csrf_token().len(), 43);
+    }
+
+    #[test]
+    fn data_key_seals_and_refuses_changes() {
+        let k = DataKey::generate();
+        let sealed = k.seal(b"chain:1", b"secret");
+        assert_eq!(sealed.len(), SEAL_OVERHEAD + 6);
+        assert_eq!(k.open(b"chain:1", &sealed).unwrap(), b"secret");
+        assert!(k.open(b"chain:2", &sealed).is_err());
+        let mut changed = sealed.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert!(k.open(b"chain:1", &changed).is_err());
+        let other = DataKey::generate();
+        let e = other.open(b"chain:1", &sealed).unwrap_err().to_string();
+        assert!(e.contains(&k.id_hex()), "{e}");
+        assert!(!format!("{k:?}").contains(&format!("{:?}", k.key)));
+    }
+
+    #[test]
+    fn data_key_text_forms() {
+        let hex = "00".repeat(31) + "ff";
+        let a = DataKey::parse("k", &hex).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(a.key);
+        let b = DataKey::parse("k", &format!(" {b64}\n")).unwrap();
+        assert_eq!(a.key, b.key);
+        assert!(DataKey::parse("k", "short").is_err());
+        let e = DataKey::parse("k", "zz").unwrap_err().to_string();
+        assert!(!e.contains("zz"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn data_key_file_is_created_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/data.key");
+        let a = DataKey::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = DataKey::load_or_create(&path).unwrap();
+        assert_eq!(a.key, b.key);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(DataKey::load_or_create(&path).is_err());
     }
 }

@@ -3,9 +3,12 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod chains;
 pub mod health;
 pub mod invitations;
 pub mod orgs;
 pub mod qr;
+pub mod scan_page;
 pub mod session;
 pub mod users;
+pub mod webhooks;

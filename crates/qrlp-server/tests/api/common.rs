@@ -31,8 +31,9 @@ impl TestApp {
     pub async fn start_with(mut config: Config, extra: Router<AppState>) -> TestApp {
         config.server.host = "127.0.0.1".into();
         config.server.port = 0;
+        // Key files (data key, HMAC secret) live in the data directory even when the
+        // database is PostgreSQL: every test gets its own.
         let data_dir = if config.storage.data_dir == qrlp_config::StorageConfig::default().data_dir
-            && config.storage.database_url.is_empty()
         {
             let dir = tempfile::tempdir().expect("temp dir");
             config.storage.data_dir = dir.path().display().to_string();

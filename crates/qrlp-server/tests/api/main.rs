@@ -2,6 +2,7 @@
 //!
 //! One test binary (modules below) so that the workspace links it once.
 
+mod chains;
 mod common;
 mod envelope;
 mod hardening;
@@ -9,3 +10,4 @@ mod lifecycle;
 mod openapi;
 mod platform;
 mod qr;
+mod webhooks;
