@@ -340,25 +340,28 @@ impl<'a> BitWriter<'a> {
     /// Writes `buf[from..to]` as literals, six codes (at most 54 bits) per store.
     #[inline]
     fn literals(&mut self, buf: &[u8], from: usize, to: usize) {
-        let mut sixes = buf[from..to].chunks_exact(6);
-        for six in &mut sixes {
+        let mut at = from;
+        while at + 6 <= to {
             let mut bits = 0u64;
             let mut len = 0;
-            for &b in six {
+            for &b in &buf[at..at + 6] {
+                let code = LITERALS[usize::from(b)];
+                bits |= u64::from(code & 0x00ff_ffff) << len;
+                len += code >> 24;
+            }
+            self.put_wide(bits, len);
+            at += 6;
+        }
+        if at < to {
+            let mut bits = 0u64;
+            let mut len = 0;
+            for &b in &buf[at..to] {
                 let code = LITERALS[usize::from(b)];
                 bits |= u64::from(code & 0x00ff_ffff) << len;
                 len += code >> 24;
             }
             self.put_wide(bits, len);
         }
-        let mut bits = 0u64;
-        let mut len = 0;
-        for &b in sixes.remainder() {
-            let code = LITERALS[usize::from(b)];
-            bits |= u64::from(code & 0x00ff_ffff) << len;
-            len += code >> 24;
-        }
-        self.put_wide(bits, len);
     }
 }
 

@@ -362,12 +362,16 @@ impl Scanline {
         if let Band::Row(y) = band {
             let m = self.module_px;
             for (i, &word) in code.row(y).iter().enumerate() {
+                // Each run of dark modules in the word at once (a run across two words
+                // is set in two parts).
                 let mut dark = word;
                 while dark != 0 {
-                    let x = i * 64 + dark.trailing_zeros() as usize;
-                    dark &= dark - 1;
+                    let start = dark.trailing_zeros();
+                    let len = (!(dark >> start)).trailing_zeros();
+                    dark &= u64::MAX.checked_shl(start + len).unwrap_or(0);
+                    let x = i * 64 + start as usize;
                     let from = self.offset_px + x * m;
-                    set_pixels(&mut self.words, from, from + m);
+                    set_pixels(&mut self.words, from, from + len as usize * m);
                 }
             }
         }
