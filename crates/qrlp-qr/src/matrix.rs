@@ -429,7 +429,7 @@ fn as_rows<const S: usize>(words: &[u64]) -> &[Row<S>] {
 fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
     let w = t.width;
     let rows = t.rows;
-    let d = as_rows::<S>(plane);
+    let d = &as_rows::<S>(plane)[..rows];
     let row_of = |v: &[u64]| -> Row<S> { std::array::from_fn(|i| v[i]) };
     let valid = row_of(&t.valid);
     let valid_a = row_of(&t.valid_a);
@@ -461,22 +461,22 @@ fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, l
     for (l, &r) in light.iter_mut().zip(d) {
         *l = std::array::from_fn(|i| !r[i] & valid[i]);
     }
-    for r in 0..rows - 3 {
-        quad[r] = and(and(light[r], light[r + 1]), and(light[r + 2], light[r + 3]));
+    for (q, l) in quad.iter_mut().zip(light.windows(4)) {
+        *q = and(and(l[0], l[1]), and(l[2], l[3]));
     }
-    for r in 0..rows - 2 {
-        dark3[r] = and(and(d[r], d[r + 1]), d[r + 2]);
+    for (x, r) in dark3.iter_mut().zip(d.windows(3)) {
+        *x = and(and(r[0], r[1]), r[2]);
     }
 
     // N1: runs of five or more. E(r) marks five equal modules starting at r; a run of length
     // L >= 5 has L - 4 such starts, and scores N1 + (L - 5) = (L - 4) + (N1 - 1).
-    for r in 0..w - 1 {
-        eq[r] = std::array::from_fn(|i| !(sym[r][i] ^ sym[r + 1][i]) & valid[i]);
+    for (e, pair) in eq.iter_mut().zip(sym.windows(2)) {
+        *e = std::array::from_fn(|i| !(pair[0][i] ^ pair[1][i]) & valid[i]);
     }
     let mut n1 = 0;
     let mut prev = [0u64; S];
-    for r in 0..w.saturating_sub(4) {
-        let e = and(and(eq[r], eq[r + 1]), and(eq[r + 2], eq[r + 3]));
+    for q in eq[..w - 1].windows(4) {
+        let e = and(and(q[0], q[1]), and(q[2], q[3]));
         let starts: Row<S> = std::array::from_fn(|i| e[i] & !prev[i]);
         n1 += ones(e) + (N1 - 1) * ones(starts);
         prev = e;
@@ -488,78 +488,122 @@ fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, l
 
     // N3: dark-light-dark-dark-dark-light-dark at scale n, light on both sides, with at least
     // 4n light on one side (each side counted). Scales 1-3 here, wider ones below.
-    let (light, quad, dark3) = (&*light, &*quad, &*dark3);
+    // Each loop runs over equal-length windows of the rows it reads, so that no index needs
+    // a bounds check.
+    let (light, quad, dark3) = (&light[..rows], &quad[..rows], &dark3[..rows]);
     let mut n3 = 0;
-    for r in PAD..=PAD + w - 7 {
-        let core = and(
-            and(and(d[r], light[r + 1]), and(dark3[r + 2], light[r + 5])),
-            and(d[r + 6], and(light[r - 1], light[r + 7])),
+    {
+        // Pattern at rows r..r + 7 for r in PAD..=PAD + w - 7.
+        let n = w - 6;
+        let (d0, l1, x2) = (
+            win(d, PAD, n),
+            win(light, PAD + 1, n),
+            win(dark3, PAD + 2, n),
         );
-        if any(core) {
-            n3 += ones(and(core, quad[r - 4])) + ones(and(core, quad[r + 7]));
+        let (l5, d6, l7) = (
+            win(light, PAD + 5, n),
+            win(d, PAD + 6, n),
+            win(light, PAD + 7, n),
+        );
+        let (lm1, qm4, q7) = (
+            win(light, PAD - 1, n),
+            win(quad, PAD - 4, n),
+            win(quad, PAD + 7, n),
+        );
+        for i in 0..n {
+            let core = and(
+                and(and(d0[i], l1[i]), and(x2[i], l5[i])),
+                and(d6[i], and(lm1[i], l7[i])),
+            );
+            if any(core) {
+                n3 += ones(and(core, qm4[i])) + ones(and(core, q7[i]));
+            }
         }
     }
-    for r in PAD..(PAD + w).saturating_sub(13) {
-        // Scale 2: d[0..2] l[2..4] d[4..10] l[10..12] d[12..14].
-        let centre = and(
-            and(dark3[r + 4], dark3[r + 7]),
-            and(light[r + 3], light[r + 10]),
-        );
-        if !any(centre) {
-            continue;
-        }
-        let core = and(
-            and(
-                and(centre, and(d[r], d[r + 1])),
-                and(and(light[r + 2], light[r + 11]), and(d[r + 12], d[r + 13])),
-            ),
-            and(
-                and(light[r - 1], light[r - 2]),
-                and(light[r + 14], light[r + 15]),
-            ),
-        );
-        if any(core) {
-            let left = and(quad[r - 8], quad[r - 4]);
-            let right = and(quad[r + 14], quad[r + 18]);
-            n3 += ones(and(core, left)) + ones(and(core, right));
+    if w >= 14 {
+        // Scale 2, r in PAD..PAD + w - 13: d[0..2] l[2..4] d[4..10] l[10..12] d[12..14].
+        let n = w - 13;
+        let (x4, x7) = (win(dark3, PAD + 4, n), win(dark3, PAD + 7, n));
+        let (l3, l10) = (win(light, PAD + 3, n), win(light, PAD + 10, n));
+        for i in 0..n {
+            let centre = and(and(x4[i], x7[i]), and(l3[i], l10[i]));
+            if !any(centre) {
+                continue;
+            }
+            let r = PAD + i;
+            let core = and(
+                and(
+                    and(centre, and(d[r], d[r + 1])),
+                    and(and(light[r + 2], light[r + 11]), and(d[r + 12], d[r + 13])),
+                ),
+                and(
+                    and(light[r - 1], light[r - 2]),
+                    and(light[r + 14], light[r + 15]),
+                ),
+            );
+            if any(core) {
+                let left = and(quad[r - 8], quad[r - 4]);
+                let right = and(quad[r + 14], quad[r + 18]);
+                n3 += ones(and(core, left)) + ones(and(core, right));
+            }
         }
     }
-    for r in PAD..(PAD + w).saturating_sub(20) {
-        // Scale 3: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
-        let centre = and(
-            and(dark3[r + 6], dark3[r + 9]),
-            and(dark3[r + 12], and(light[r + 5], light[r + 15])),
+    if w >= 21 {
+        // Scale 3, r in PAD..PAD + w - 20: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
+        let n = w - 20;
+        let (x6, x9) = (win(dark3, PAD + 6, n), win(dark3, PAD + 9, n));
+        let (x12, l5, l15) = (
+            win(dark3, PAD + 12, n),
+            win(light, PAD + 5, n),
+            win(light, PAD + 15, n),
         );
-        if !any(centre) {
-            continue;
-        }
-        let l3 = |k: usize| and(and(light[k], light[k + 1]), light[k + 2]);
-        let core = and(
-            and(and(centre, dark3[r]), and(l3(r + 3), l3(r + 15))),
-            and(and(dark3[r + 18], l3(r + 21)), l3(r - 3)),
-        );
-        if any(core) {
-            let left = and(and(quad[r - 12], quad[r - 8]), quad[r - 4]);
-            let right = and(and(quad[r + 21], quad[r + 25]), quad[r + 29]);
-            n3 += ones(and(core, left)) + ones(and(core, right));
+        for i in 0..n {
+            let centre = and(and(x6[i], x9[i]), and(x12[i], and(l5[i], l15[i])));
+            if !any(centre) {
+                continue;
+            }
+            let r = PAD + i;
+            let l3 = |k: usize| and(and(light[k], light[k + 1]), light[k + 2]);
+            let core = and(
+                and(and(centre, dark3[r]), and(l3(r + 3), l3(r + 15))),
+                and(and(dark3[r + 18], l3(r + 21)), l3(r - 3)),
+            );
+            if any(core) {
+                let left = and(and(quad[r - 12], quad[r - 8]), quad[r - 4]);
+                let right = and(and(quad[r + 21], quad[r + 25]), quad[r + 29]);
+                n3 += ones(and(core, left)) + ones(and(core, right));
+            }
         }
     }
     // Scales 4 and up: a centre of 12+ dark right after 4+ light is rare, so only the lines
     // that have one are walked run by run.
     let mut wide = [0u64; S];
-    for c in PAD + 8..(PAD + w).saturating_sub(19) {
-        let gate = and(
-            and(quad[c - 4], dark3[c]),
-            and(and(dark3[c + 3], dark3[c + 6]), dark3[c + 9]),
+    if w >= 27 {
+        // c in PAD + 8..PAD + w - 19.
+        let n = w - 27;
+        let (q, x0, x3) = (
+            win(quad, PAD + 4, n),
+            win(dark3, PAD + 8, n),
+            win(dark3, PAD + 11, n),
         );
-        for i in 0..S {
-            wide[i] |= gate[i];
+        let (x6, x9) = (win(dark3, PAD + 14, n), win(dark3, PAD + 17, n));
+        for i in 0..n {
+            let gate = and(and(q[i], x0[i]), and(and(x3[i], x6[i]), x9[i]));
+            for j in 0..S {
+                wide[j] |= gate[j];
+            }
         }
     }
     if any(wide) {
         n3 += wide_finder_patterns(t, plane, &wide);
     }
     score + n3 * N3
+}
+
+/// `n` rows from `from`: loops over equal-length windows need no bounds checks.
+#[inline(always)]
+fn win<const S: usize>(v: &[Row<S>], from: usize, n: usize) -> &[Row<S>] {
+    &v[from..from + n]
 }
 
 /// Finder-like patterns at scale 4 and above on the plane lines (bit columns) marked in
