@@ -21,6 +21,11 @@ const N2: u32 = 3;
 const N3: u32 = 40;
 const N4: u32 = 10;
 
+/// Finder-like patterns every symbol has whatever its mask: rows and columns 2-4 of each of
+/// the three finder patterns, with the quiet zone on their outer side. A lower bound of rule
+/// N3 that lets a mask's scoring stop before N3 when it cannot win.
+const N3_FLOOR: u32 = 18 * N3;
+
 /// Everything about a version's layout that does not depend on the data.
 pub(crate) struct Template {
     width: usize,
@@ -36,10 +41,9 @@ pub(crate) struct Template {
     base_a: Vec<u64>,
     /// Plane bit index (part A) of every non-function module, in placement order.
     data_pos: Vec<u32>,
-    /// Plane bit indices (part A, part B) of format bit `i` in its two copies.
-    format_pos: [[(u32, u32); 2]; 15],
-    /// The always-dark module beside the lower format copy: (part A, part B) bit index.
-    dark_pos: (u32, u32),
+    /// For each level (by ordinal) and mask, `level * 8 + mask`: the dark bits of the format
+    /// information in both copies and both parts, as (word index, bits) pairs.
+    format_words: Vec<Vec<(u32, u64)>>,
     /// For each mask, the modules it flips (data modules only), both parts.
     masks: [Vec<u64>; 8],
     /// Valid bits of a plane row (parts A and B).
@@ -90,8 +94,7 @@ impl Template {
             rows,
             base_a: vec![0; rows * stride],
             data_pos: Vec::new(),
-            format_pos: [[(0, 0); 2]; 15],
-            dark_pos: (0, 0),
+            format_words: Vec::new(),
             masks: Default::default(),
             valid: vec![0; stride],
             valid_a: vec![0; stride],
@@ -187,12 +190,27 @@ impl Template {
                 }
             }
         }
-        for (i, pair) in format_xy.iter().enumerate() {
-            for (k, &(x, y)) in pair.iter().enumerate() {
-                t.format_pos[i][k] = (t.a_index(x, y), t.b_index(x, y));
+        for ecc in EcLevel::ALL {
+            for m in 0..8u8 {
+                let fw = format_word(ecc, m);
+                let mut words: Vec<(u32, u64)> = Vec::new();
+                for (i, pair) in format_xy.iter().enumerate() {
+                    if (fw >> i) & 1 == 0 {
+                        continue;
+                    }
+                    for &(x, y) in pair {
+                        for bit in [t.a_index(x, y), t.b_index(x, y)] {
+                            let (word, b) = (bit / 64, 1u64 << (bit % 64));
+                            match words.iter_mut().find(|(wi, _)| *wi == word) {
+                                Some((_, bits)) => *bits |= b,
+                                None => words.push((word, b)),
+                            }
+                        }
+                    }
+                }
+                t.format_words.push(words);
             }
         }
-        t.dark_pos = (t.a_index(8, w - 8), t.b_index(8, w - 8));
 
         // Zig-zag placement order: two-module columns from the right, skipping the vertical
         // timing pattern, alternately upwards and downwards.
@@ -233,17 +251,6 @@ impl Template {
 #[inline]
 fn set_bit(words: &mut [u64], i: usize) {
     words[i / 64] |= 1 << (i % 64);
-}
-
-#[inline]
-fn put_bit(words: &mut [u64], i: u32, on: bool) {
-    let i = i as usize;
-    let m = 1u64 << (i % 64);
-    if on {
-        words[i / 64] |= m;
-    } else {
-        words[i / 64] &= !m;
-    }
 }
 
 /// Transposes a 64x64 bit block in place: afterwards bit `c` of word `r` is what bit `r` of
@@ -308,12 +315,17 @@ pub(crate) fn format_word(ecc: EcLevel, mask: u8) -> u32 {
 pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
     let t = Template::get(v);
     let mut base = t.base_a.clone();
-    let mut pos = t.data_pos.iter();
-    'outer: for &byte in codewords {
-        for k in (0..8).rev() {
-            let Some(&p) = pos.next() else { break 'outer };
-            let p = p as usize;
-            base[p / 64] |= (((byte >> k) & 1) as u64) << (p % 64);
+    // Only the dark bits need placing: bit 7 - k of a codeword goes to position k of its
+    // eight (the last codeword may have fewer positions in principle; never in practice).
+    for (&byte, pos) in codewords.iter().zip(t.data_pos.chunks(8)) {
+        let mut dark = u32::from(byte) << 24;
+        while dark != 0 {
+            let k = dark.leading_zeros() as usize;
+            dark &= !(0x8000_0000 >> k);
+            if let Some(&p) = pos.get(k) {
+                let p = p as usize;
+                base[p / 64] |= 1 << (p % 64);
+            }
         }
     }
     fill_transpose(t, &mut base);
@@ -330,16 +342,10 @@ pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<M
         for ((o, &b), &k) in work.iter_mut().zip(&base).zip(&t.masks[m as usize]) {
             *o = b ^ k;
         }
-        let fw = format_word(ecc, m);
-        for (i, pair) in t.format_pos.iter().enumerate() {
-            let on = (fw >> i) & 1 != 0;
-            for &(a, b) in pair {
-                put_bit(&mut work, a, on);
-                put_bit(&mut work, b, on);
-            }
+        // The format areas are light in `base` and outside every mask: set the dark bits.
+        for &(i, bits) in &t.format_words[ecc.ordinal() * 8 + m as usize] {
+            work[i as usize] |= bits;
         }
-        put_bit(&mut work, t.dark_pos.0, true);
-        put_bit(&mut work, t.dark_pos.1, true);
         if forced.is_some() {
             std::mem::swap(&mut best, &mut work);
             best_mask = m;
@@ -451,8 +457,8 @@ fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, l
         blocks += ones(and(and(h, and(v, next_bit(v))), valid_a2));
     }
     score += blocks * N2;
-    if score >= limit {
-        return score;
+    if score + N3_FLOOR >= limit {
+        return score + N3_FLOOR;
     }
 
     let (light, rest) = sc.buf.as_chunks_mut::<S>().0.split_at_mut(rows);
@@ -482,8 +488,8 @@ fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, l
         prev = e;
     }
     score += n1;
-    if score >= limit {
-        return score;
+    if score + N3_FLOOR >= limit {
+        return score + N3_FLOOR;
     }
 
     // N3: dark-light-dark-dark-dark-light-dark at scale n, light on both sides, with at least
@@ -769,6 +775,38 @@ pub(crate) mod tests {
                     reference(&m),
                     "v{v} case {case}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_symbol_has_the_n3_floor() {
+        // Whatever the version, level and mask, rule N3 finds at least the 18 finder-like
+        // patterns that the early exit of `penalty` counts on.
+        for (i, v) in [1u8, 2, 3, 4, 6, 7, 9, 10, 14, 20, 27, 33, 40]
+            .into_iter()
+            .enumerate()
+        {
+            let version = Version::new(v).unwrap();
+            for m in 0..8 {
+                let opts = crate::Options {
+                    ecc: EcLevel::ALL[(i + m as usize) % 4],
+                    symbol: crate::SymbolKind::Qr {
+                        min: version,
+                        max: version,
+                    },
+                    mask: Mask::new(m),
+                    ..crate::Options::default()
+                };
+                let code = QrCode::encode_text_with(&"Qr 1".repeat(i + 1), &opts).unwrap();
+                let grid = code.to_rows();
+                let n = grid.len();
+                let mut patterns = 0;
+                for a in 0..n {
+                    patterns += finder_runs(n, |b| grid[a][b], 1);
+                    patterns += finder_runs(n, |b| grid[b][a], 1);
+                }
+                assert!(patterns * N3 >= N3_FLOOR, "v{v} mask {m}: {patterns}");
             }
         }
     }
