@@ -97,6 +97,7 @@ impl Adler32 {
             return self;
         }
         let k = copies % MOD;
+        // block.a ≥ 1 is reduced: s < MOD.
         let s = (u64::from(block.a) + MOD - 1) % MOD;
         let n = block_len % MOD;
         // k(k-1)/2 mod MOD without overflow: halve whichever factor is even first.
@@ -107,7 +108,8 @@ impl Adler32 {
         };
         let pairs = (even / 2 % MOD) * (odd % MOD) % MOD;
         let a = (1 + k * s) % MOD;
-        let b = (k * u64::from(block.b) % MOD + n * s % MOD * pairs) % MOD;
+        // Each product of two reduced values is below 2^32, so the sum cannot overflow.
+        let b = (k * u64::from(block.b) + (n * s % MOD) * pairs) % MOD;
         self.combine(
             Adler32 {
                 a: a as u32,
@@ -116,6 +118,48 @@ impl Adler32 {
             // Only the length mod MOD matters.
             n * k,
         )
+    }
+}
+
+impl Adler32 {
+    /// Appends `copies` copies of `line` (at most 2^20 bytes): one pass over the line and a
+    /// handful of reductions, however many copies.
+    ///
+    /// The line alone sums to `S = Σ line[i]` and, counted from an `a` of 0,
+    /// `W = Σ (n - i)·line[i]`; both fit in 64 bits unreduced. `k` copies after a state
+    /// `(a, b)` give `a + k·S` and `b + k·n·a + n·S·k(k-1)/2 + k·W` (each copy adds `n·a'`
+    /// and `W` to `b`, `a'` growing by `S` a copy).
+    pub(crate) fn append_repeated(self, line: &[u8], copies: u64) -> Adler32 {
+        debug_assert!(line.len() <= 1 << 20);
+        let (mut sum, mut weighted) = (0u64, 0u64);
+        let mut words = line.chunks_exact(8);
+        for word in &mut words {
+            let (s, w) = sums_of_eight(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+            weighted += 8 * sum + w;
+            sum += s;
+        }
+        for &byte in words.remainder() {
+            sum += u64::from(byte);
+            weighted += sum;
+        }
+        let (a1, b1) = (u64::from(self.a), u64::from(self.b));
+        let k = copies % MOD;
+        let n = line.len() as u64 % MOD;
+        let s = sum % MOD;
+        // k(k-1)/2 mod MOD without overflow: halve whichever factor is even first.
+        let (even, odd) = if copies & 1 == 0 {
+            (copies, copies.saturating_sub(1))
+        } else {
+            (copies - 1, copies)
+        };
+        let pairs = (even / 2 % MOD) * (odd % MOD) % MOD;
+        let a = (a1 + k * s) % MOD;
+        // Four products of reduced values, each below 2^32: no overflow.
+        let b = (b1 + (k * n % MOD) * a1 + (n * s % MOD) * pairs + k * (weighted % MOD)) % MOD;
+        Adler32 {
+            a: a as u32,
+            b: b as u32,
+        }
     }
 }
 
@@ -265,6 +309,36 @@ mod tests {
             }
             let got = Adler32::of(&prefix).repeat(Adler32::of(&block), block_len as u64, copies);
             assert_eq!(got.value(), reference(&whole), "case {case}");
+        }
+    }
+
+    #[test]
+    fn append_repeated_matches_reference() {
+        let mut rng = Rng::new(2026);
+        for case in 0..400 {
+            let prefix_len = rng.below(300) as usize;
+            let line_len = rng.below(700) as usize;
+            let copies = match case % 4 {
+                0 => rng.below(3),
+                1 => rng.below(40),
+                _ => rng.below(400),
+            };
+            let flavour = rng.below(3);
+            let prefix = random_bytes(&mut rng, prefix_len, flavour);
+            let line = random_bytes(&mut rng, line_len, flavour);
+            let mut whole = prefix.clone();
+            for _ in 0..copies {
+                whole.extend_from_slice(&line);
+            }
+            let got = Adler32::of(&prefix).append_repeated(&line, copies);
+            assert_eq!(got.value(), reference(&whole), "case {case}");
+        }
+        // Many copies of a long line of 0xff, past the modulus in every factor.
+        let line = vec![0xffu8; 4097];
+        let start = Adler32::of(b"x");
+        for copies in [65_520u64, 65_521, 65_522, 200_003] {
+            let folded = start.repeat(Adler32::of(&line), line.len() as u64, copies);
+            assert_eq!(start.append_repeated(&line, copies), folded, "{copies}");
         }
     }
 

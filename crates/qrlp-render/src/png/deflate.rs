@@ -91,6 +91,32 @@ impl ByteRun {
     pub(crate) const MIN: u32 = 4;
 }
 
+/// Calls `f` with the length of each match of a copy of `total ≥ 3` bytes: at most 258
+/// bytes, none shorter than 3.
+#[inline(always)]
+fn for_each_match(mut total: usize, mut f: impl FnMut(usize)) {
+    while total > MAX_MATCH {
+        // Never leave a tail of 1 or 2 bytes.
+        let len = if total < MAX_MATCH + MIN_MATCH {
+            total - MIN_MATCH
+        } else {
+            MAX_MATCH
+        };
+        f(len);
+        total -= len;
+    }
+    f(total);
+}
+
+/// The codes of the last copy written by [`BitWriter::copy_cached`]: (bits, length) pairs of
+/// at most 56 bits.
+#[derive(Debug, Default)]
+pub(crate) struct CopyCodes {
+    total: usize,
+    dist: u32,
+    codes: Vec<(u64, u32)>,
+}
+
 /// Runs of at least [`ByteRun::MIN`] equal bytes in `line`, in order.
 pub(crate) fn find_runs(line: &[u8], runs: &mut Vec<ByteRun>) {
     runs.clear();
@@ -291,19 +317,39 @@ impl<'a> BitWriter<'a> {
     /// Copies `total ≥ 3` bytes from `dist` back, as matches of at most 258 bytes, none shorter
     /// than 3.
     #[inline]
-    pub(crate) fn copy(&mut self, mut total: usize, dist: Distance) {
+    pub(crate) fn copy(&mut self, total: usize, dist: Distance) {
         debug_assert!(total >= MIN_MATCH);
-        while total > MAX_MATCH {
-            // Never leave a tail of 1 or 2 bytes.
-            let len = if total < MAX_MATCH + MIN_MATCH {
-                total - MIN_MATCH
-            } else {
-                MAX_MATCH
-            };
-            self.one_match(len, dist);
-            total -= len;
+        for_each_match(total, |len| self.one_match(len, dist));
+    }
+
+    /// Like [`BitWriter::copy`], with the codes kept in `cache` for the next copy of the same
+    /// length and distance (every module row of an image repeats its scanline as often).
+    #[inline]
+    pub(crate) fn copy_cached(&mut self, total: usize, dist: Distance, cache: &mut CopyCodes) {
+        debug_assert!(total >= MIN_MATCH);
+        if cache.total != total || cache.dist != dist.0 {
+            cache.total = total;
+            cache.dist = dist.0;
+            cache.codes.clear();
+            let (mut bits, mut len) = (0u64, 0u32);
+            for_each_match(total, |n| {
+                let l = LENGTHS[n];
+                let lbits = l >> 24;
+                let code = u64::from(l & 0x00ff_ffff) | u64::from(dist.0 & 0x00ff_ffff) << lbits;
+                let code_len = lbits + (dist.0 >> 24);
+                // Up to 56 bits a store.
+                if len + code_len > 56 {
+                    cache.codes.push((bits, len));
+                    (bits, len) = (0, 0);
+                }
+                bits |= code << len;
+                len += code_len;
+            });
+            cache.codes.push((bits, len));
         }
-        self.one_match(total, dist);
+        for &(bits, len) in &cache.codes {
+            self.put_wide(bits, len);
+        }
     }
 
     /// Writes `buf[..len]`, with each of the given runs of equal bytes (in order, not

@@ -15,7 +15,7 @@ pub(crate) mod indexed;
 use qrlp_qr::QrCode;
 
 use self::adler::Adler32;
-use self::deflate::{find_runs, BitWriter, ByteRun, Distance};
+use self::deflate::{find_runs, BitWriter, ByteRun, CopyCodes, Distance};
 use crate::grid::Modules;
 use crate::layout::{layout_of, Layout};
 use crate::{Color, RenderError, RenderOptions};
@@ -223,6 +223,7 @@ fn write_zlib<M: Modules + ?Sized>(
     let blank_runs = scanline.blank;
     let margins = scanline.margins;
     let mut runs = Vec::new();
+    let mut copy_codes = CopyCodes::default();
     let mut adler = Adler32::new();
     let mut bits = BitWriter::new(out, bound);
     bits.begin_open_fixed_block();
@@ -246,22 +247,26 @@ fn write_zlib<M: Modules + ?Sized>(
             // bytes, stored.
             Band::Row(_) => {
                 let m = margins;
-                bits.literals_with_runs(line, m.left_end, m.left_run.as_slice());
+                if let Some(run) = m.left_run {
+                    bits.literals_with_runs(line, m.left_end, &[run]);
+                }
                 bits.stored(&line[m.left_end..m.right_from]);
-                bits.literals_with_runs_from(line, m.right_from, line_len, m.right_run.as_slice());
+                if let Some(run) = m.right_run {
+                    bits.literals_with_runs_from(line, m.right_from, line_len, &[run]);
+                }
             }
         }
         let line = &line[..line_len];
         let copied = (rows - 1) * line_len;
         if copied >= deflate::MIN_MATCH {
-            bits.copy(copied, dist);
+            bits.copy_cached(copied, dist, &mut copy_codes);
         } else {
             // Only a 2-byte scanline (images up to 8 px wide) repeated once gets here.
             for &b in line.iter().cycle().take(copied) {
                 bits.literal(b);
             }
         }
-        adler = adler.repeat(Adler32::of(line), line_len as u64, rows as u64);
+        adler = adler.append_repeated(line, rows as u64);
     };
     for (band, rows) in bands {
         if rows == 0 {
@@ -304,9 +309,10 @@ struct Scanline {
     margins: Margins,
 }
 
-/// The light margins of a module row's scanline: bytes `..left_end` (the filter byte, then
-/// whole light bytes) and `right_from..`, each with its run of equal bytes when it is long
-/// enough to be worth a copy. Offsets count the filter byte.
+/// The light margins of a module row's scanline that are long enough to be worth a copy:
+/// bytes `..left_end` (the filter byte, then whole light bytes) and `right_from..`, each
+/// with its run of equal bytes; without a run, `left_end` is 0 and `right_from` the end.
+/// Offsets count the filter byte.
 #[derive(Clone, Copy)]
 struct Margins {
     left_end: usize,
@@ -334,17 +340,29 @@ impl Scanline {
         // bits of the last byte, which are light too).
         let symbol_end = offset_px + width * layout.module_px as usize;
         let right_from = 1 + symbol_end.div_ceil(8);
+        // A margin too short for a copy is stored with the symbol's bytes: 8 bits a byte
+        // rather than 8 or 9 as a literal, and no literal to code.
+        let left_run = long_enough(ByteRun {
+            start: 1,
+            len: left_bytes as u32,
+        });
+        let right_run = long_enough(ByteRun {
+            start: right_from as u32,
+            len: (1 + bytes - right_from) as u32,
+        });
         let margins = Margins {
-            left_end: 1 + left_bytes,
-            left_run: long_enough(ByteRun {
-                start: 1,
-                len: left_bytes as u32,
-            }),
-            right_from,
-            right_run: long_enough(ByteRun {
-                start: right_from as u32,
-                len: (1 + bytes - right_from) as u32,
-            }),
+            left_end: if left_run.is_some() {
+                1 + left_bytes
+            } else {
+                0
+            },
+            left_run,
+            right_from: if right_run.is_some() {
+                right_from
+            } else {
+                1 + bytes
+            },
+            right_run,
         };
         Scanline {
             words: vec![0; nwords],
