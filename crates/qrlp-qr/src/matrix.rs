@@ -271,23 +271,41 @@ fn transpose64(a: &mut [u64; 64]) {
     }
 }
 
+/// Transposes a 32x32 bit block in place, as [`transpose64`] does a 64x64 one.
+fn transpose32(a: &mut [u32; 32]) {
+    let mut j = 16;
+    let mut m: u32 = 0x0000_FFFF;
+    while j != 0 {
+        let mut k = 0;
+        while k < 32 {
+            let t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+            k = (k + j + 1) & !j;
+        }
+        j >>= 1;
+        m ^= m << j;
+    }
+}
+
 /// Fills part B of `plane` with the transpose of its part A.
 fn fill_transpose(t: &Template, plane: &mut [u64]) {
     let w = t.width;
     let s = t.stride;
-    let mut block = [0u64; 64];
     if w <= 32 {
+        // One 32x32 block: part A in the low half of each word, part B in the high half.
+        let mut block = [0u32; 32];
         for (k, slot) in block.iter_mut().enumerate().take(w) {
-            *slot = plane[(k + PAD) * s] & 0xFFFF_FFFF;
+            *slot = plane[(k + PAD) * s] as u32;
         }
-        block[w..].fill(0);
-        transpose64(&mut block);
+        transpose32(&mut block);
         for (x, &col) in block.iter().enumerate().take(w) {
             let word = &mut plane[(x + PAD) * s];
-            *word = (*word & 0xFFFF_FFFF) | (col << 32);
+            *word = (*word & 0xFFFF_FFFF) | (u64::from(col) << 32);
         }
         return;
     }
+    let mut block = [0u64; 64];
     for bi in 0..t.sa {
         for bj in 0..t.sa {
             for (k, slot) in block.iter_mut().enumerate() {
@@ -314,7 +332,12 @@ pub(crate) fn format_word(ecc: EcLevel, mask: u8) -> u32 {
 /// chooses the mask (or uses `forced`), and returns the finished symbol.
 pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
     let t = Template::get(v);
+    let n = t.base_a.len();
     let mut base = t.base_a.clone();
+    let mut work = vec![0u64; n];
+    let mut best = vec![0u64; n];
+    let mut space = vec![0u64; Scratch::words(t)];
+    let mut scratch = Scratch { buf: &mut space };
     // Only the dark bits need placing: bit 7 - k of a codeword goes to position k of its
     // eight (the last codeword may have fewer positions in principle; never in practice).
     for (&byte, pos) in codewords.iter().zip(t.data_pos.chunks(8)) {
@@ -330,15 +353,12 @@ pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<M
     }
     fill_transpose(t, &mut base);
 
-    let mut work = vec![0u64; base.len()];
-    let mut best = vec![0u64; base.len()];
-    let mut scratch = Scratch::new(t);
     let (mut best_mask, mut best_score) = (0u8, u32::MAX);
-    let candidates: Vec<u8> = match forced {
-        Some(m) => vec![m.number()],
-        None => (0..8).collect(),
+    let candidates = match forced {
+        Some(m) => m.number()..m.number() + 1,
+        None => 0..8,
     };
-    for &m in &candidates {
+    for m in candidates {
         for ((o, &b), &k) in work.iter_mut().zip(&base).zip(&t.masks[m as usize]) {
             *o = b ^ k;
         }
@@ -381,22 +401,21 @@ pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<M
 
 /// Reusable buffers for [`penalty`]: light modules, runs of 4 light, runs of 3 dark, and
 /// vertical equality, one plane row each.
-struct Scratch {
-    buf: Vec<u64>,
+struct Scratch<'a> {
+    buf: &'a mut [u64],
 }
 
-impl Scratch {
-    fn new(t: &Template) -> Self {
-        Scratch {
-            buf: vec![0; 4 * t.rows * t.stride],
-        }
+impl Scratch<'_> {
+    /// Words of scratch space that [`penalty`] needs for `t`.
+    fn words(t: &Template) -> usize {
+        4 * t.rows * t.stride
     }
 }
 
 /// Total penalty of a masked plane (rules N1-N4), computed to agree exactly with the
 /// run-length formulation (see `reference` in the tests). Stops early, returning a value
 /// `>= limit`, once the score cannot beat `limit`.
-fn penalty(t: &Template, d: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
+fn penalty(t: &Template, d: &[u64], sc: &mut Scratch<'_>, limit: u32) -> u32 {
     match t.stride {
         1 => penalty_rows::<1>(t, d, sc, limit),
         2 => penalty_rows::<2>(t, d, sc, limit),
@@ -432,7 +451,12 @@ fn as_rows<const S: usize>(words: &[u64]) -> &[Row<S>] {
     words.as_chunks::<S>().0
 }
 
-fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
+fn penalty_rows<const S: usize>(
+    t: &Template,
+    plane: &[u64],
+    sc: &mut Scratch<'_>,
+    limit: u32,
+) -> u32 {
     let w = t.width;
     let rows = t.rows;
     let d = &as_rows::<S>(plane)[..rows];
@@ -741,6 +765,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn transpose32_is_correct() {
+        let mut a = [0u32; 32];
+        let mut seed = 7u64;
+        for w in a.iter_mut() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            *w = (seed >> 32) as u32;
+        }
+        let orig = a;
+        transpose32(&mut a);
+        for r in 0..32 {
+            for c in 0..32 {
+                assert_eq!((a[r] >> c) & 1, (orig[c] >> r) & 1);
+            }
+        }
+    }
+
+    #[test]
     fn plane_penalty_matches_reference_on_random_grids() {
         let mut seed = 12345u64;
         let mut next = || {
@@ -769,7 +810,8 @@ pub(crate) mod tests {
                     })
                     .collect();
                 let p = plane_from_grid(t, &m);
-                let mut sc = Scratch::new(t);
+                let mut space = vec![0; Scratch::words(t)];
+                let mut sc = Scratch { buf: &mut space };
                 assert_eq!(
                     penalty(t, &p, &mut sc, u32::MAX),
                     reference(&m),
@@ -837,7 +879,8 @@ pub(crate) mod tests {
             }
         }
         let p = plane_from_grid(t, &m);
-        let mut sc = Scratch::new(t);
+        let mut space = vec![0; Scratch::words(t)];
+        let mut sc = Scratch { buf: &mut space };
         assert_eq!(penalty(t, &p, &mut sc, u32::MAX), reference(&m));
     }
 }

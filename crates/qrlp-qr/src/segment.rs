@@ -262,6 +262,11 @@ impl Segment {
         }
     }
 
+    /// The stored data: for byte mode, the bytes (what [`Segment::message_bytes`] copies).
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Bits of the payload after mode indicator and count.
     pub(crate) fn data_bits(&self) -> usize {
         let n = self.chars;
