@@ -165,11 +165,15 @@ impl Distance {
     }
 }
 
+/// Bytes by which [`BitWriter`] lengthens its vector (within the reserved capacity).
+const GROW: usize = 256;
+
 /// Writes bits least significant first into a byte vector.
 ///
-/// Branch-free in the common case: the vector is grown once to an upper bound of the output
-/// (plus 8 bytes of slack), every `put` stores the whole 64-bit accumulator at the current
-/// byte and then advances past the completed bytes, and `finish` cuts the vector back.
+/// Branch-free in the common case: the vector's capacity is reserved once for an upper bound
+/// of the output, its length kept a little ahead of the writing position, every `put`
+/// stores the whole 64-bit accumulator at the current byte and then advances past the
+/// completed bytes, and `finish` cuts the vector back.
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Next byte to complete.
@@ -184,7 +188,8 @@ impl<'a> BitWriter<'a> {
     /// allowed, just slower).
     pub(crate) fn new(out: &'a mut Vec<u8>, capacity: usize) -> Self {
         let pos = out.len();
-        out.resize(pos.saturating_add(capacity).saturating_add(8), 0);
+        out.reserve(capacity.saturating_add(8));
+        out.resize(pos + GROW, 0);
         BitWriter {
             out,
             pos,
@@ -228,8 +233,10 @@ impl<'a> BitWriter<'a> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
+        // The capacity is reserved up front; the length grows a little at a time so that
+        // only what is written is ever zeroed.
         let len = self.out.len();
-        self.out.resize(len + len / 2 + 64, 0);
+        self.out.resize(len + GROW, 0);
     }
 
     #[inline(always)]
@@ -267,8 +274,7 @@ impl<'a> BitWriter<'a> {
         let len = data.len() as u16;
         let need = self.pos + 4 + data.len() + 8;
         if need > self.out.len() {
-            self.out
-                .resize(need.max(self.out.len() + self.out.len() / 2), 0);
+            self.out.resize(need + GROW, 0);
         }
         self.out[self.pos..self.pos + 2].copy_from_slice(&len.to_le_bytes());
         self.out[self.pos + 2..self.pos + 4].copy_from_slice(&(!len).to_le_bytes());

@@ -112,6 +112,9 @@ pub(crate) fn write_png<M: Modules + ?Sized>(
     };
 
     let side = layout.image_px;
+    // Everything at once: the chunks around the image data (at most 90 bytes) and the
+    // zlib stream's bound, so that the vector never moves.
+    out.reserve(90 + zlib_bound(code.width(), &layout));
     out.extend_from_slice(&SIGNATURE);
 
     let mut ihdr = [0u8; 13];
@@ -196,7 +199,19 @@ fn same_band<M: Modules + ?Sized>(code: &M, a: Band, b: Band) -> bool {
     }
 }
 
-/// The zlib stream (header, one fixed-Huffman DEFLATE block, Adler-32) of the filtered image.
+/// An upper bound of the zlib stream's length for a symbol `width` modules wide.
+fn zlib_bound(width: usize, layout: &Layout) -> usize {
+    let side = layout.image_px as usize;
+    let line_len = 1 + side.div_ceil(8);
+    // At most width + 2 distinct groups; every other scanline is a copy. Each group also
+    // ends a block, stores and starts another: under 8 bytes more. Then the zlib header and
+    // the Adler-32.
+    let groups = width + 2;
+    deflate::bound(groups * line_len, side * line_len, groups) + groups * 8 + 2 + 4
+}
+
+/// The zlib stream (header, fixed-Huffman and stored DEFLATE blocks, Adler-32) of the
+/// filtered image.
 fn write_zlib<M: Modules + ?Sized>(
     code: &M,
     layout: &Layout,
@@ -212,11 +227,8 @@ fn write_zlib<M: Modules + ?Sized>(
     let line_len = 1 + side.div_ceil(8);
     let dist = Distance::new(line_len);
 
-    // At most width + 2 distinct groups; every other scanline is a copy.
-    let groups = width + 2;
-    // Each group also ends a block, stores and starts another: under 8 bytes more.
-    let bound = deflate::bound(groups * line_len, side * line_len, groups) + groups * 8;
-    out.reserve(2 + bound + 8 + 4 + 12);
+    let bound = zlib_bound(width, layout);
+    out.reserve(bound);
     out.extend_from_slice(&[0x78, 0x01]); // deflate, 32 KiB window, no dictionary
 
     let mut scanline = Scanline::new(layout, width, light_is_one);
