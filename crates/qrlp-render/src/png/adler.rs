@@ -143,6 +143,17 @@ impl Adler32 {
             weighted += sum;
         }
         let (a1, b1) = (u64::from(self.a), u64::from(self.b));
+        if copies <= 1 << 15 && line.len() <= 4097 {
+            // A PNG's lines and rows (at most 4097 bytes, 32768 rows): then S < 2^20,
+            // W < 2^31 and k(k-1)/2 < 2^29, so every term fits in 64 bits unreduced (the
+            // largest, n·S·k(k-1)/2, is below 2.3·10^18) and two reductions do.
+            let (k, n) = (copies, line.len() as u64);
+            let pairs = k * k.saturating_sub(1) / 2;
+            return Adler32 {
+                a: ((a1 + k * sum) % MOD) as u32,
+                b: ((b1 + k * n * a1 + n * sum * pairs + k * weighted) % MOD) as u32,
+            };
+        }
         let k = copies % MOD;
         let n = line.len() as u64 % MOD;
         let s = sum % MOD;
@@ -336,7 +347,9 @@ mod tests {
         // Many copies of a long line of 0xff, past the modulus in every factor.
         let line = vec![0xffu8; 4097];
         let start = Adler32::of(b"x");
-        for copies in [65_520u64, 65_521, 65_522, 200_003] {
+        for copies in [
+            1u64, 2, 32_767, 32_768, 32_769, 65_520, 65_521, 65_522, 200_003,
+        ] {
             let folded = start.repeat(Adler32::of(&line), line.len() as u64, copies);
             assert_eq!(start.append_repeated(&line, copies), folded, "{copies}");
         }
