@@ -204,7 +204,7 @@ pub(crate) fn text_segments(
         EciPolicy::Always(n) => Some(n),
         EciPolicy::Auto => segs
             .iter()
-            .any(|s| s.mode() == Mode::Byte && !s.message_bytes().is_ascii())
+            .any(|s| s.mode() == Mode::Byte && !s.data().is_ascii())
             .then_some(26),
     };
     if let Some(n) = eci {

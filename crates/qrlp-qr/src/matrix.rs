@@ -21,6 +21,11 @@ const N2: u32 = 3;
 const N3: u32 = 40;
 const N4: u32 = 10;
 
+/// Finder-like patterns every symbol has whatever its mask: rows and columns 2-4 of each of
+/// the three finder patterns, with the quiet zone on their outer side. A lower bound of rule
+/// N3 that lets a mask's scoring stop before N3 when it cannot win.
+const N3_FLOOR: u32 = 18 * N3;
+
 /// Everything about a version's layout that does not depend on the data.
 pub(crate) struct Template {
     width: usize,
@@ -36,10 +41,9 @@ pub(crate) struct Template {
     base_a: Vec<u64>,
     /// Plane bit index (part A) of every non-function module, in placement order.
     data_pos: Vec<u32>,
-    /// Plane bit indices (part A, part B) of format bit `i` in its two copies.
-    format_pos: [[(u32, u32); 2]; 15],
-    /// The always-dark module beside the lower format copy: (part A, part B) bit index.
-    dark_pos: (u32, u32),
+    /// For each level (by ordinal) and mask, `level * 8 + mask`: the dark bits of the format
+    /// information in both copies and both parts, as (word index, bits) pairs.
+    format_words: Vec<Vec<(u32, u64)>>,
     /// For each mask, the modules it flips (data modules only), both parts.
     masks: [Vec<u64>; 8],
     /// Valid bits of a plane row (parts A and B).
@@ -90,8 +94,7 @@ impl Template {
             rows,
             base_a: vec![0; rows * stride],
             data_pos: Vec::new(),
-            format_pos: [[(0, 0); 2]; 15],
-            dark_pos: (0, 0),
+            format_words: Vec::new(),
             masks: Default::default(),
             valid: vec![0; stride],
             valid_a: vec![0; stride],
@@ -187,12 +190,27 @@ impl Template {
                 }
             }
         }
-        for (i, pair) in format_xy.iter().enumerate() {
-            for (k, &(x, y)) in pair.iter().enumerate() {
-                t.format_pos[i][k] = (t.a_index(x, y), t.b_index(x, y));
+        for ecc in EcLevel::ALL {
+            for m in 0..8u8 {
+                let fw = format_word(ecc, m);
+                let mut words: Vec<(u32, u64)> = Vec::new();
+                for (i, pair) in format_xy.iter().enumerate() {
+                    if (fw >> i) & 1 == 0 {
+                        continue;
+                    }
+                    for &(x, y) in pair {
+                        for bit in [t.a_index(x, y), t.b_index(x, y)] {
+                            let (word, b) = (bit / 64, 1u64 << (bit % 64));
+                            match words.iter_mut().find(|(wi, _)| *wi == word) {
+                                Some((_, bits)) => *bits |= b,
+                                None => words.push((word, b)),
+                            }
+                        }
+                    }
+                }
+                t.format_words.push(words);
             }
         }
-        t.dark_pos = (t.a_index(8, w - 8), t.b_index(8, w - 8));
 
         // Zig-zag placement order: two-module columns from the right, skipping the vertical
         // timing pattern, alternately upwards and downwards.
@@ -235,17 +253,6 @@ fn set_bit(words: &mut [u64], i: usize) {
     words[i / 64] |= 1 << (i % 64);
 }
 
-#[inline]
-fn put_bit(words: &mut [u64], i: u32, on: bool) {
-    let i = i as usize;
-    let m = 1u64 << (i % 64);
-    if on {
-        words[i / 64] |= m;
-    } else {
-        words[i / 64] &= !m;
-    }
-}
-
 /// Transposes a 64x64 bit block in place: afterwards bit `c` of word `r` is what bit `r` of
 /// word `c` was.
 fn transpose64(a: &mut [u64; 64]) {
@@ -264,23 +271,41 @@ fn transpose64(a: &mut [u64; 64]) {
     }
 }
 
+/// Transposes a 32x32 bit block in place, as [`transpose64`] does a 64x64 one.
+fn transpose32(a: &mut [u32; 32]) {
+    let mut j = 16;
+    let mut m: u32 = 0x0000_FFFF;
+    while j != 0 {
+        let mut k = 0;
+        while k < 32 {
+            let t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+            k = (k + j + 1) & !j;
+        }
+        j >>= 1;
+        m ^= m << j;
+    }
+}
+
 /// Fills part B of `plane` with the transpose of its part A.
 fn fill_transpose(t: &Template, plane: &mut [u64]) {
     let w = t.width;
     let s = t.stride;
-    let mut block = [0u64; 64];
     if w <= 32 {
+        // One 32x32 block: part A in the low half of each word, part B in the high half.
+        let mut block = [0u32; 32];
         for (k, slot) in block.iter_mut().enumerate().take(w) {
-            *slot = plane[(k + PAD) * s] & 0xFFFF_FFFF;
+            *slot = plane[(k + PAD) * s] as u32;
         }
-        block[w..].fill(0);
-        transpose64(&mut block);
+        transpose32(&mut block);
         for (x, &col) in block.iter().enumerate().take(w) {
             let word = &mut plane[(x + PAD) * s];
-            *word = (*word & 0xFFFF_FFFF) | (col << 32);
+            *word = (*word & 0xFFFF_FFFF) | (u64::from(col) << 32);
         }
         return;
     }
+    let mut block = [0u64; 64];
     for bi in 0..t.sa {
         for bj in 0..t.sa {
             for (k, slot) in block.iter_mut().enumerate() {
@@ -307,39 +332,40 @@ pub(crate) fn format_word(ecc: EcLevel, mask: u8) -> u32 {
 /// chooses the mask (or uses `forced`), and returns the finished symbol.
 pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
     let t = Template::get(v);
+    let n = t.base_a.len();
     let mut base = t.base_a.clone();
-    let mut pos = t.data_pos.iter();
-    'outer: for &byte in codewords {
-        for k in (0..8).rev() {
-            let Some(&p) = pos.next() else { break 'outer };
-            let p = p as usize;
-            base[p / 64] |= (((byte >> k) & 1) as u64) << (p % 64);
+    let mut work = vec![0u64; n];
+    let mut best = vec![0u64; n];
+    let mut space = vec![0u64; Scratch::words(t)];
+    let mut scratch = Scratch { buf: &mut space };
+    // Only the dark bits need placing: bit 7 - k of a codeword goes to position k of its
+    // eight (the last codeword may have fewer positions in principle; never in practice).
+    for (&byte, pos) in codewords.iter().zip(t.data_pos.chunks(8)) {
+        let mut dark = u32::from(byte) << 24;
+        while dark != 0 {
+            let k = dark.leading_zeros() as usize;
+            dark &= !(0x8000_0000 >> k);
+            if let Some(&p) = pos.get(k) {
+                let p = p as usize;
+                base[p / 64] |= 1 << (p % 64);
+            }
         }
     }
     fill_transpose(t, &mut base);
 
-    let mut work = vec![0u64; base.len()];
-    let mut best = vec![0u64; base.len()];
-    let mut scratch = Scratch::new(t);
     let (mut best_mask, mut best_score) = (0u8, u32::MAX);
-    let candidates: Vec<u8> = match forced {
-        Some(m) => vec![m.number()],
-        None => (0..8).collect(),
+    let candidates = match forced {
+        Some(m) => m.number()..m.number() + 1,
+        None => 0..8,
     };
-    for &m in &candidates {
+    for m in candidates {
         for ((o, &b), &k) in work.iter_mut().zip(&base).zip(&t.masks[m as usize]) {
             *o = b ^ k;
         }
-        let fw = format_word(ecc, m);
-        for (i, pair) in t.format_pos.iter().enumerate() {
-            let on = (fw >> i) & 1 != 0;
-            for &(a, b) in pair {
-                put_bit(&mut work, a, on);
-                put_bit(&mut work, b, on);
-            }
+        // The format areas are light in `base` and outside every mask: set the dark bits.
+        for &(i, bits) in &t.format_words[ecc.ordinal() * 8 + m as usize] {
+            work[i as usize] |= bits;
         }
-        put_bit(&mut work, t.dark_pos.0, true);
-        put_bit(&mut work, t.dark_pos.1, true);
         if forced.is_some() {
             std::mem::swap(&mut best, &mut work);
             best_mask = m;
@@ -375,22 +401,21 @@ pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<M
 
 /// Reusable buffers for [`penalty`]: light modules, runs of 4 light, runs of 3 dark, and
 /// vertical equality, one plane row each.
-struct Scratch {
-    buf: Vec<u64>,
+struct Scratch<'a> {
+    buf: &'a mut [u64],
 }
 
-impl Scratch {
-    fn new(t: &Template) -> Self {
-        Scratch {
-            buf: vec![0; 4 * t.rows * t.stride],
-        }
+impl Scratch<'_> {
+    /// Words of scratch space that [`penalty`] needs for `t`.
+    fn words(t: &Template) -> usize {
+        4 * t.rows * t.stride
     }
 }
 
 /// Total penalty of a masked plane (rules N1-N4), computed to agree exactly with the
 /// run-length formulation (see `reference` in the tests). Stops early, returning a value
 /// `>= limit`, once the score cannot beat `limit`.
-fn penalty(t: &Template, d: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
+fn penalty(t: &Template, d: &[u64], sc: &mut Scratch<'_>, limit: u32) -> u32 {
     match t.stride {
         1 => penalty_rows::<1>(t, d, sc, limit),
         2 => penalty_rows::<2>(t, d, sc, limit),
@@ -426,10 +451,15 @@ fn as_rows<const S: usize>(words: &[u64]) -> &[Row<S>] {
     words.as_chunks::<S>().0
 }
 
-fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, limit: u32) -> u32 {
+fn penalty_rows<const S: usize>(
+    t: &Template,
+    plane: &[u64],
+    sc: &mut Scratch<'_>,
+    limit: u32,
+) -> u32 {
     let w = t.width;
     let rows = t.rows;
-    let d = as_rows::<S>(plane);
+    let d = &as_rows::<S>(plane)[..rows];
     let row_of = |v: &[u64]| -> Row<S> { std::array::from_fn(|i| v[i]) };
     let valid = row_of(&t.valid);
     let valid_a = row_of(&t.valid_a);
@@ -451,8 +481,8 @@ fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, l
         blocks += ones(and(and(h, and(v, next_bit(v))), valid_a2));
     }
     score += blocks * N2;
-    if score >= limit {
-        return score;
+    if score + N3_FLOOR >= limit {
+        return score + N3_FLOOR;
     }
 
     let (light, rest) = sc.buf.as_chunks_mut::<S>().0.split_at_mut(rows);
@@ -461,105 +491,149 @@ fn penalty_rows<const S: usize>(t: &Template, plane: &[u64], sc: &mut Scratch, l
     for (l, &r) in light.iter_mut().zip(d) {
         *l = std::array::from_fn(|i| !r[i] & valid[i]);
     }
-    for r in 0..rows - 3 {
-        quad[r] = and(and(light[r], light[r + 1]), and(light[r + 2], light[r + 3]));
+    for (q, l) in quad.iter_mut().zip(light.windows(4)) {
+        *q = and(and(l[0], l[1]), and(l[2], l[3]));
     }
-    for r in 0..rows - 2 {
-        dark3[r] = and(and(d[r], d[r + 1]), d[r + 2]);
+    for (x, r) in dark3.iter_mut().zip(d.windows(3)) {
+        *x = and(and(r[0], r[1]), r[2]);
     }
 
     // N1: runs of five or more. E(r) marks five equal modules starting at r; a run of length
     // L >= 5 has L - 4 such starts, and scores N1 + (L - 5) = (L - 4) + (N1 - 1).
-    for r in 0..w - 1 {
-        eq[r] = std::array::from_fn(|i| !(sym[r][i] ^ sym[r + 1][i]) & valid[i]);
+    for (e, pair) in eq.iter_mut().zip(sym.windows(2)) {
+        *e = std::array::from_fn(|i| !(pair[0][i] ^ pair[1][i]) & valid[i]);
     }
     let mut n1 = 0;
     let mut prev = [0u64; S];
-    for r in 0..w.saturating_sub(4) {
-        let e = and(and(eq[r], eq[r + 1]), and(eq[r + 2], eq[r + 3]));
+    for q in eq[..w - 1].windows(4) {
+        let e = and(and(q[0], q[1]), and(q[2], q[3]));
         let starts: Row<S> = std::array::from_fn(|i| e[i] & !prev[i]);
         n1 += ones(e) + (N1 - 1) * ones(starts);
         prev = e;
     }
     score += n1;
-    if score >= limit {
-        return score;
+    if score + N3_FLOOR >= limit {
+        return score + N3_FLOOR;
     }
 
     // N3: dark-light-dark-dark-dark-light-dark at scale n, light on both sides, with at least
     // 4n light on one side (each side counted). Scales 1-3 here, wider ones below.
-    let (light, quad, dark3) = (&*light, &*quad, &*dark3);
+    // Each loop runs over equal-length windows of the rows it reads, so that no index needs
+    // a bounds check.
+    let (light, quad, dark3) = (&light[..rows], &quad[..rows], &dark3[..rows]);
     let mut n3 = 0;
-    for r in PAD..=PAD + w - 7 {
-        let core = and(
-            and(and(d[r], light[r + 1]), and(dark3[r + 2], light[r + 5])),
-            and(d[r + 6], and(light[r - 1], light[r + 7])),
+    {
+        // Pattern at rows r..r + 7 for r in PAD..=PAD + w - 7.
+        let n = w - 6;
+        let (d0, l1, x2) = (
+            win(d, PAD, n),
+            win(light, PAD + 1, n),
+            win(dark3, PAD + 2, n),
         );
-        if any(core) {
-            n3 += ones(and(core, quad[r - 4])) + ones(and(core, quad[r + 7]));
+        let (l5, d6, l7) = (
+            win(light, PAD + 5, n),
+            win(d, PAD + 6, n),
+            win(light, PAD + 7, n),
+        );
+        let (lm1, qm4, q7) = (
+            win(light, PAD - 1, n),
+            win(quad, PAD - 4, n),
+            win(quad, PAD + 7, n),
+        );
+        for i in 0..n {
+            let core = and(
+                and(and(d0[i], l1[i]), and(x2[i], l5[i])),
+                and(d6[i], and(lm1[i], l7[i])),
+            );
+            if any(core) {
+                n3 += ones(and(core, qm4[i])) + ones(and(core, q7[i]));
+            }
         }
     }
-    for r in PAD..(PAD + w).saturating_sub(13) {
-        // Scale 2: d[0..2] l[2..4] d[4..10] l[10..12] d[12..14].
-        let centre = and(
-            and(dark3[r + 4], dark3[r + 7]),
-            and(light[r + 3], light[r + 10]),
-        );
-        if !any(centre) {
-            continue;
-        }
-        let core = and(
-            and(
-                and(centre, and(d[r], d[r + 1])),
-                and(and(light[r + 2], light[r + 11]), and(d[r + 12], d[r + 13])),
-            ),
-            and(
-                and(light[r - 1], light[r - 2]),
-                and(light[r + 14], light[r + 15]),
-            ),
-        );
-        if any(core) {
-            let left = and(quad[r - 8], quad[r - 4]);
-            let right = and(quad[r + 14], quad[r + 18]);
-            n3 += ones(and(core, left)) + ones(and(core, right));
+    if w >= 14 {
+        // Scale 2, r in PAD..PAD + w - 13: d[0..2] l[2..4] d[4..10] l[10..12] d[12..14].
+        let n = w - 13;
+        let (x4, x7) = (win(dark3, PAD + 4, n), win(dark3, PAD + 7, n));
+        let (l3, l10) = (win(light, PAD + 3, n), win(light, PAD + 10, n));
+        for i in 0..n {
+            let centre = and(and(x4[i], x7[i]), and(l3[i], l10[i]));
+            if !any(centre) {
+                continue;
+            }
+            let r = PAD + i;
+            let core = and(
+                and(
+                    and(centre, and(d[r], d[r + 1])),
+                    and(and(light[r + 2], light[r + 11]), and(d[r + 12], d[r + 13])),
+                ),
+                and(
+                    and(light[r - 1], light[r - 2]),
+                    and(light[r + 14], light[r + 15]),
+                ),
+            );
+            if any(core) {
+                let left = and(quad[r - 8], quad[r - 4]);
+                let right = and(quad[r + 14], quad[r + 18]);
+                n3 += ones(and(core, left)) + ones(and(core, right));
+            }
         }
     }
-    for r in PAD..(PAD + w).saturating_sub(20) {
-        // Scale 3: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
-        let centre = and(
-            and(dark3[r + 6], dark3[r + 9]),
-            and(dark3[r + 12], and(light[r + 5], light[r + 15])),
+    if w >= 21 {
+        // Scale 3, r in PAD..PAD + w - 20: d[0..3] l[3..6] d[6..15] l[15..18] d[18..21].
+        let n = w - 20;
+        let (x6, x9) = (win(dark3, PAD + 6, n), win(dark3, PAD + 9, n));
+        let (x12, l5, l15) = (
+            win(dark3, PAD + 12, n),
+            win(light, PAD + 5, n),
+            win(light, PAD + 15, n),
         );
-        if !any(centre) {
-            continue;
-        }
-        let l3 = |k: usize| and(and(light[k], light[k + 1]), light[k + 2]);
-        let core = and(
-            and(and(centre, dark3[r]), and(l3(r + 3), l3(r + 15))),
-            and(and(dark3[r + 18], l3(r + 21)), l3(r - 3)),
-        );
-        if any(core) {
-            let left = and(and(quad[r - 12], quad[r - 8]), quad[r - 4]);
-            let right = and(and(quad[r + 21], quad[r + 25]), quad[r + 29]);
-            n3 += ones(and(core, left)) + ones(and(core, right));
+        for i in 0..n {
+            let centre = and(and(x6[i], x9[i]), and(x12[i], and(l5[i], l15[i])));
+            if !any(centre) {
+                continue;
+            }
+            let r = PAD + i;
+            let l3 = |k: usize| and(and(light[k], light[k + 1]), light[k + 2]);
+            let core = and(
+                and(and(centre, dark3[r]), and(l3(r + 3), l3(r + 15))),
+                and(and(dark3[r + 18], l3(r + 21)), l3(r - 3)),
+            );
+            if any(core) {
+                let left = and(and(quad[r - 12], quad[r - 8]), quad[r - 4]);
+                let right = and(and(quad[r + 21], quad[r + 25]), quad[r + 29]);
+                n3 += ones(and(core, left)) + ones(and(core, right));
+            }
         }
     }
     // Scales 4 and up: a centre of 12+ dark right after 4+ light is rare, so only the lines
     // that have one are walked run by run.
     let mut wide = [0u64; S];
-    for c in PAD + 8..(PAD + w).saturating_sub(19) {
-        let gate = and(
-            and(quad[c - 4], dark3[c]),
-            and(and(dark3[c + 3], dark3[c + 6]), dark3[c + 9]),
+    if w >= 27 {
+        // c in PAD + 8..PAD + w - 19.
+        let n = w - 27;
+        let (q, x0, x3) = (
+            win(quad, PAD + 4, n),
+            win(dark3, PAD + 8, n),
+            win(dark3, PAD + 11, n),
         );
-        for i in 0..S {
-            wide[i] |= gate[i];
+        let (x6, x9) = (win(dark3, PAD + 14, n), win(dark3, PAD + 17, n));
+        for i in 0..n {
+            let gate = and(and(q[i], x0[i]), and(and(x3[i], x6[i]), x9[i]));
+            for j in 0..S {
+                wide[j] |= gate[j];
+            }
         }
     }
     if any(wide) {
         n3 += wide_finder_patterns(t, plane, &wide);
     }
     score + n3 * N3
+}
+
+/// `n` rows from `from`: loops over equal-length windows need no bounds checks.
+#[inline(always)]
+fn win<const S: usize>(v: &[Row<S>], from: usize, n: usize) -> &[Row<S>] {
+    &v[from..from + n]
 }
 
 /// Finder-like patterns at scale 4 and above on the plane lines (bit columns) marked in
@@ -691,6 +765,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn transpose32_is_correct() {
+        let mut a = [0u32; 32];
+        let mut seed = 7u64;
+        for w in a.iter_mut() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            *w = (seed >> 32) as u32;
+        }
+        let orig = a;
+        transpose32(&mut a);
+        for r in 0..32 {
+            for c in 0..32 {
+                assert_eq!((a[r] >> c) & 1, (orig[c] >> r) & 1);
+            }
+        }
+    }
+
+    #[test]
     fn plane_penalty_matches_reference_on_random_grids() {
         let mut seed = 12345u64;
         let mut next = || {
@@ -719,12 +810,45 @@ pub(crate) mod tests {
                     })
                     .collect();
                 let p = plane_from_grid(t, &m);
-                let mut sc = Scratch::new(t);
+                let mut space = vec![0; Scratch::words(t)];
+                let mut sc = Scratch { buf: &mut space };
                 assert_eq!(
                     penalty(t, &p, &mut sc, u32::MAX),
                     reference(&m),
                     "v{v} case {case}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn every_symbol_has_the_n3_floor() {
+        // Whatever the version, level and mask, rule N3 finds at least the 18 finder-like
+        // patterns that the early exit of `penalty` counts on.
+        for (i, v) in [1u8, 2, 3, 4, 6, 7, 9, 10, 14, 20, 27, 33, 40]
+            .into_iter()
+            .enumerate()
+        {
+            let version = Version::new(v).unwrap();
+            for m in 0..8 {
+                let opts = crate::Options {
+                    ecc: EcLevel::ALL[(i + m as usize) % 4],
+                    symbol: crate::SymbolKind::Qr {
+                        min: version,
+                        max: version,
+                    },
+                    mask: Mask::new(m),
+                    ..crate::Options::default()
+                };
+                let code = QrCode::encode_text_with(&"Qr 1".repeat(i + 1), &opts).unwrap();
+                let grid = code.to_rows();
+                let n = grid.len();
+                let mut patterns = 0;
+                for a in 0..n {
+                    patterns += finder_runs(n, |b| grid[a][b], 1);
+                    patterns += finder_runs(n, |b| grid[b][a], 1);
+                }
+                assert!(patterns * N3 >= N3_FLOOR, "v{v} mask {m}: {patterns}");
             }
         }
     }
@@ -755,7 +879,8 @@ pub(crate) mod tests {
             }
         }
         let p = plane_from_grid(t, &m);
-        let mut sc = Scratch::new(t);
+        let mut space = vec![0; Scratch::words(t)];
+        let mut sc = Scratch { buf: &mut space };
         assert_eq!(penalty(t, &p, &mut sc, u32::MAX), reference(&m));
     }
 }

@@ -262,6 +262,11 @@ impl Segment {
         }
     }
 
+    /// The stored data: for byte mode, the bytes (what [`Segment::message_bytes`] copies).
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Bits of the payload after mode indicator and count.
     pub(crate) fn data_bits(&self) -> usize {
         let n = self.chars;
@@ -390,6 +395,12 @@ pub(crate) fn optimal_segments(
 ) -> Option<Vec<Segment>> {
     // ASCII text has no Kanji values: both carriers are the same segmentation.
     if text.is_ascii() {
+        if !text.is_empty() && one_byte_segment_is_cheapest(text.as_bytes(), costs) {
+            return Some(split_oversized(
+                vec![Segment::bytes(text.as_bytes())],
+                costs,
+            ));
+        }
         return segments_with(text, costs, Carrier::Utf8);
     }
     let utf8 = segments_with(text, costs, Carrier::Utf8);
@@ -408,6 +419,82 @@ pub(crate) fn optimal_segments(
         }
         (k, u) => k.or(u),
     }
+}
+
+/// Whether a single byte segment is the one cheapest segmentation of the ASCII `text`, so
+/// that [`segments_with`] would return it: a cheap test that settles most URLs and prose
+/// without the full search.
+///
+/// Characters outside the alphanumeric set can only go in byte mode, so any other
+/// segmentation puts some block `B` of a maximal run `R` of alphanumeric-set characters in
+/// numeric or alphanumeric segments. Such a block costs at least one header (alphanumeric
+/// if it holds a non-digit), 5.5 bits per non-digit and, per group of `g` digits, the lesser
+/// of 5.5·g and a numeric header plus 10·g/3; in byte mode it costs 8 bits a character,
+/// minus a byte header when `B` lies inside the text (the byte segments on either side then
+/// merge), plus one when `B` is the whole text. A character added to a block saves at least
+/// as much as before (8 > 5.5 > 10/3), so of the blocks holding a non-digit `R` itself
+/// saves the most, and of the all-digit blocks a whole group of digits. When none of these
+/// saves anything, every other segmentation is strictly dearer. Arithmetic is in sixths of a
+/// bit, so every bound is exact.
+fn one_byte_segment_is_cheapest(text: &[u8], costs: &HeaderCosts) -> bool {
+    const INF: usize = usize::MAX / 8;
+    let header = |m: Mode| {
+        costs
+            .count_bits(m)
+            .map_or(INF, |cc| 6 * (costs.mode_bits + cc))
+    };
+    let byte = header(Mode::Byte);
+    if byte >= INF {
+        return false;
+    }
+    let (numeric, alnum) = (header(Mode::Numeric), header(Mode::Alphanumeric));
+    let end = text.len();
+    // Sixths of a bit that `len` characters from `start` cost in byte mode, beside the rest
+    // of the text in byte mode.
+    let in_bytes = |start: usize, len: usize| match (start == 0, start + len == end) {
+        (true, true) => 48 * len + byte,
+        (false, false) => (48 * len).saturating_sub(byte),
+        _ => 48 * len,
+    };
+    // The least a group of `g` digits costs beside non-digits: in alphanumeric mode or in a
+    // numeric segment of its own.
+    let digits = |g: usize| (33 * g).min(numeric.saturating_add(20 * g));
+    // Whether the group of `g` digits ending before `at` saves bits as a block of its own.
+    let group_saves = |at: usize, g: usize| {
+        g > 0 && in_bytes(at - g, g) >= numeric.min(alnum).saturating_add(20 * g)
+    };
+    let mut i = 0;
+    while i < end {
+        if alnum_value(u32::from(text[i])).is_none() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let (mut others, mut groups, mut group) = (0, 0, 0);
+        while i < end && alnum_value(u32::from(text[i])).is_some() {
+            if text[i].is_ascii_digit() {
+                group += 1;
+            } else {
+                if group_saves(i, group) {
+                    return false;
+                }
+                others += 1;
+                groups += digits(group);
+                group = 0;
+            }
+            i += 1;
+        }
+        if group_saves(i, group) {
+            return false;
+        }
+        let least = alnum
+            .saturating_add(33 * others)
+            .saturating_add(groups + digits(group));
+        if others > 0 && in_bytes(start, i - start) >= least {
+            return false;
+        }
+    }
+    true
 }
 
 /// The segmentation of `text` with the fewest bits under `costs` that carries non-ASCII
@@ -691,6 +778,58 @@ mod tests {
     }
 
     #[cfg(feature = "kanji")]
+    #[test]
+    fn one_byte_segment_shortcut_agrees_with_the_search() {
+        // Text biased towards runs of digits and alphanumeric characters between bytes, so
+        // that both answers of the shortcut occur often.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let alphabets: [&[u8]; 4] = [b"0123456789", b"ABCXYZ:/.$%*+- ", b"abcxyz?=&_~", b"19/Ab"];
+        let micro = HeaderCosts {
+            mode_bits: 3,
+            count_bits: [Some(6), Some(5), Some(5), Some(4)],
+        };
+        let (mut shortcut, mut total) = (0, 0);
+        for case in 0..6000 {
+            let len = 1 + next(if case % 3 == 0 { 12 } else { 70 }) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    let a = alphabets[next(4) as usize];
+                    char::from(a[next(a.len() as u64) as usize])
+                })
+                .collect();
+            for costs in [qr_costs(0), qr_costs(1), qr_costs(2), micro] {
+                total += 1;
+                let full = segments_with(&text, &costs, Carrier::Utf8);
+                if one_byte_segment_is_cheapest(text.as_bytes(), &costs) {
+                    shortcut += 1;
+                    let one = split_oversized(vec![Segment::bytes(text.as_bytes())], &costs);
+                    assert_eq!(Some(one), full, "{text:?} {costs:?}");
+                }
+                assert_eq!(
+                    optimal_segments(&text, &costs, true, 0),
+                    full,
+                    "{text:?} {costs:?}"
+                );
+            }
+        }
+        // Both answers occur often enough for the comparison to mean something.
+        assert!(
+            shortcut > total / 5 && shortcut < total * 4 / 5,
+            "{shortcut} of {total}"
+        );
+        // The URL of the benchmarks takes the shortcut at every version class.
+        let url = b"https://example.com/product/12345?ref=qr";
+        for class in 0..3 {
+            assert!(one_byte_segment_is_cheapest(url, &qr_costs(class)));
+        }
+    }
+
     #[test]
     fn kanji_and_utf8_are_never_mixed() {
         let costs = qr_costs(0);

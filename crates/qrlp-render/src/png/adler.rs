@@ -58,7 +58,15 @@ impl Adler32 {
         let mut b = u64::from(self.b);
         for chunk in data.chunks(CHUNK) {
             // a < 2^16 + 2^20·255 < 2^29; b < 2^16 + 2^20·2^29 < 2^50: no overflow.
-            for &byte in chunk {
+            let mut words = chunk.chunks_exact(8);
+            for word in &mut words {
+                // Eight bytes at once: a gains their sum S, b gains 8·a + Σ (8 - i)·byte i.
+                let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+                let (sum, weighted) = sums_of_eight(w);
+                b += 8 * a + weighted;
+                a += sum;
+            }
+            for &byte in words.remainder() {
                 a += u64::from(byte);
                 b += a;
             }
@@ -89,6 +97,7 @@ impl Adler32 {
             return self;
         }
         let k = copies % MOD;
+        // block.a ≥ 1 is reduced: s < MOD.
         let s = (u64::from(block.a) + MOD - 1) % MOD;
         let n = block_len % MOD;
         // k(k-1)/2 mod MOD without overflow: halve whichever factor is even first.
@@ -99,7 +108,8 @@ impl Adler32 {
         };
         let pairs = (even / 2 % MOD) * (odd % MOD) % MOD;
         let a = (1 + k * s) % MOD;
-        let b = (k * u64::from(block.b) % MOD + n * s % MOD * pairs) % MOD;
+        // Each product of two reduced values is below 2^32, so the sum cannot overflow.
+        let b = (k * u64::from(block.b) + (n * s % MOD) * pairs) % MOD;
         self.combine(
             Adler32 {
                 a: a as u32,
@@ -109,6 +119,80 @@ impl Adler32 {
             n * k,
         )
     }
+}
+
+impl Adler32 {
+    /// Appends `copies` copies of `line` (at most 2^20 bytes): one pass over the line and a
+    /// handful of reductions, however many copies.
+    ///
+    /// The line alone sums to `S = Σ line[i]` and, counted from an `a` of 0,
+    /// `W = Σ (n - i)·line[i]`; both fit in 64 bits unreduced. `k` copies after a state
+    /// `(a, b)` give `a + k·S` and `b + k·n·a + n·S·k(k-1)/2 + k·W` (each copy adds `n·a'`
+    /// and `W` to `b`, `a'` growing by `S` a copy).
+    pub(crate) fn append_repeated(self, line: &[u8], copies: u64) -> Adler32 {
+        debug_assert!(line.len() <= 1 << 20);
+        let (mut sum, mut weighted) = (0u64, 0u64);
+        let mut words = line.chunks_exact(8);
+        for word in &mut words {
+            let (s, w) = sums_of_eight(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+            weighted += 8 * sum + w;
+            sum += s;
+        }
+        for &byte in words.remainder() {
+            sum += u64::from(byte);
+            weighted += sum;
+        }
+        let (a1, b1) = (u64::from(self.a), u64::from(self.b));
+        if copies <= 1 << 15 && line.len() <= 4097 {
+            // A PNG's lines and rows (at most 4097 bytes, 32768 rows): then S < 2^20,
+            // W < 2^31 and k(k-1)/2 < 2^29, so every term fits in 64 bits unreduced (the
+            // largest, n·S·k(k-1)/2, is below 2.3·10^18) and two reductions do.
+            let (k, n) = (copies, line.len() as u64);
+            let pairs = k * k.saturating_sub(1) / 2;
+            return Adler32 {
+                a: ((a1 + k * sum) % MOD) as u32,
+                b: ((b1 + k * n * a1 + n * sum * pairs + k * weighted) % MOD) as u32,
+            };
+        }
+        let k = copies % MOD;
+        let n = line.len() as u64 % MOD;
+        let s = sum % MOD;
+        // k(k-1)/2 mod MOD without overflow: halve whichever factor is even first.
+        let (even, odd) = if copies & 1 == 0 {
+            (copies, copies.saturating_sub(1))
+        } else {
+            (copies - 1, copies)
+        };
+        let pairs = (even / 2 % MOD) * (odd % MOD) % MOD;
+        let a = (a1 + k * s) % MOD;
+        // Four products of reduced values, each below 2^32: no overflow.
+        let b = (b1 + (k * n % MOD) * a1 + (n * s % MOD) * pairs + k * (weighted % MOD)) % MOD;
+        Adler32 {
+            a: a as u32,
+            b: b as u32,
+        }
+    }
+}
+
+/// For the eight bytes of `w` (byte `i` at bits `8i..8i + 8`): their sum and
+/// `Σ (8 - i)·byte i`.
+///
+/// The bytes are spread into 16-bit lanes (even bytes in one word, odd ones in another);
+/// multiplying a word of four lanes by `k0 + k1·2^16 + k2·2^32 + k3·2^48` leaves
+/// `Σ lane j · k(3 - j)` in the top lane. No lane carries: every partial sum is at most
+/// 4 · 255 · 8 < 2^16.
+#[inline(always)]
+fn sums_of_eight(w: u64) -> (u64, u64) {
+    const LANES: u64 = 0x00ff_00ff_00ff_00ff;
+    const ONES: u64 = 0x0001_0001_0001_0001;
+    // Even bytes 0, 2, 4, 6 weigh 8, 6, 4, 2; odd bytes 1, 3, 5, 7 weigh 7, 5, 3, 1.
+    const EVEN_WEIGHTS: u64 = 2 | 4 << 16 | 6 << 32 | 8 << 48;
+    const ODD_WEIGHTS: u64 = 1 | 3 << 16 | 5 << 32 | 7 << 48;
+    let even = w & LANES;
+    let odd = (w >> 8) & LANES;
+    let sum = (even + odd).wrapping_mul(ONES) >> 48;
+    let weighted = (even.wrapping_mul(EVEN_WEIGHTS) >> 48) + (odd.wrapping_mul(ODD_WEIGHTS) >> 48);
+    (sum, weighted)
 }
 
 /// zlib-style combine on packed values: the Adler-32 of `D1 ++ D2` from those of `D1` and
@@ -236,6 +320,38 @@ mod tests {
             }
             let got = Adler32::of(&prefix).repeat(Adler32::of(&block), block_len as u64, copies);
             assert_eq!(got.value(), reference(&whole), "case {case}");
+        }
+    }
+
+    #[test]
+    fn append_repeated_matches_reference() {
+        let mut rng = Rng::new(2026);
+        for case in 0..400 {
+            let prefix_len = rng.below(300) as usize;
+            let line_len = rng.below(700) as usize;
+            let copies = match case % 4 {
+                0 => rng.below(3),
+                1 => rng.below(40),
+                _ => rng.below(400),
+            };
+            let flavour = rng.below(3);
+            let prefix = random_bytes(&mut rng, prefix_len, flavour);
+            let line = random_bytes(&mut rng, line_len, flavour);
+            let mut whole = prefix.clone();
+            for _ in 0..copies {
+                whole.extend_from_slice(&line);
+            }
+            let got = Adler32::of(&prefix).append_repeated(&line, copies);
+            assert_eq!(got.value(), reference(&whole), "case {case}");
+        }
+        // Many copies of a long line of 0xff, past the modulus in every factor.
+        let line = vec![0xffu8; 4097];
+        let start = Adler32::of(b"x");
+        for copies in [
+            1u64, 2, 32_767, 32_768, 32_769, 65_520, 65_521, 65_522, 200_003,
+        ] {
+            let folded = start.repeat(Adler32::of(&line), line.len() as u64, copies);
+            assert_eq!(start.append_repeated(&line, copies), folded, "{copies}");
         }
     }
 

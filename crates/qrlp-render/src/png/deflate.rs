@@ -77,17 +77,6 @@ static LENGTHS: [u32; 259] = {
     t
 };
 
-/// [`LITERALS`] plus an empty code (no bits) at index 256.
-static LITERALS_OR_EMPTY: [u32; 257] = {
-    let mut t = [0; 257];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = LITERALS[i];
-        i += 1;
-    }
-    t
-};
-
 /// A run of equal bytes in a scanline: `len` bytes from offset `start`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ByteRun {
@@ -100,6 +89,51 @@ pub(crate) struct ByteRun {
 impl ByteRun {
     /// The shortest run worth a copy: a literal then a copy of the minimum length 3.
     pub(crate) const MIN: u32 = 4;
+}
+
+/// Calls `f` with the length of each match of a copy of `total ≥ 3` bytes: at most 258
+/// bytes, none shorter than 3.
+#[inline(always)]
+fn for_each_match(mut total: usize, mut f: impl FnMut(usize)) {
+    while total > MAX_MATCH {
+        // Never leave a tail of 1 or 2 bytes.
+        let len = if total < MAX_MATCH + MIN_MATCH {
+            total - MIN_MATCH
+        } else {
+            MAX_MATCH
+        };
+        f(len);
+        total -= len;
+    }
+    f(total);
+}
+
+/// The codes of the last copy written by [`BitWriter::copy_cached`]: (bits, length) pairs of
+/// at most 56 bits.
+#[derive(Debug, Default)]
+pub(crate) struct CopyCodes {
+    total: usize,
+    dist: u32,
+    codes: Vec<(u64, u32)>,
+}
+
+/// Runs of at least [`ByteRun::MIN`] equal bytes in `line`, in order.
+pub(crate) fn find_runs(line: &[u8], runs: &mut Vec<ByteRun>) {
+    runs.clear();
+    let mut i = 0;
+    while i < line.len() {
+        let mut j = i + 1;
+        while j < line.len() && line[j] == line[i] {
+            j += 1;
+        }
+        if j - i >= ByteRun::MIN as usize {
+            runs.push(ByteRun {
+                start: i as u32,
+                len: (j - i) as u32,
+            });
+        }
+        i = j;
+    }
 }
 
 /// The longest match DEFLATE allows.
@@ -131,11 +165,15 @@ impl Distance {
     }
 }
 
+/// Bytes by which [`BitWriter`] lengthens its vector (within the reserved capacity).
+const GROW: usize = 256;
+
 /// Writes bits least significant first into a byte vector.
 ///
-/// Branch-free in the common case: the vector is grown once to an upper bound of the output
-/// (plus 8 bytes of slack), every `put` stores the whole 64-bit accumulator at the current
-/// byte and then advances past the completed bytes, and `finish` cuts the vector back.
+/// Branch-free in the common case: the vector's capacity is reserved once for an upper bound
+/// of the output, its length kept a little ahead of the writing position, every `put`
+/// stores the whole 64-bit accumulator at the current byte and then advances past the
+/// completed bytes, and `finish` cuts the vector back.
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Next byte to complete.
@@ -150,7 +188,8 @@ impl<'a> BitWriter<'a> {
     /// allowed, just slower).
     pub(crate) fn new(out: &'a mut Vec<u8>, capacity: usize) -> Self {
         let pos = out.len();
-        out.resize(pos.saturating_add(capacity).saturating_add(8), 0);
+        out.reserve(capacity.saturating_add(8));
+        out.resize(pos + GROW, 0);
         BitWriter {
             out,
             pos,
@@ -175,11 +214,29 @@ impl<'a> BitWriter<'a> {
         self.nbits -= bytes * 8;
     }
 
+    /// Appends the low `len` bits of `bits` (`len ≤ 56`, higher bits zero).
+    #[inline(always)]
+    fn put_wide(&mut self, bits: u64, len: u32) {
+        // nbits < 8 before, so at most 63 bits are pending here.
+        self.acc |= bits << self.nbits;
+        self.nbits += len;
+        if self.pos + 8 > self.out.len() {
+            self.grow();
+        }
+        self.out[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_le_bytes());
+        let bytes = self.nbits / 8;
+        self.pos += bytes as usize;
+        self.acc >>= bytes * 8;
+        self.nbits -= bytes * 8;
+    }
+
     #[cold]
     #[inline(never)]
     fn grow(&mut self) {
+        // The capacity is reserved up front; the length grows a little at a time so that
+        // only what is written is ever zeroed.
         let len = self.out.len();
-        self.out.resize(len + len / 2 + 64, 0);
+        self.out.resize(len + GROW, 0);
     }
 
     #[inline(always)]
@@ -191,6 +248,49 @@ impl<'a> BitWriter<'a> {
     pub(crate) fn begin_fixed_block(&mut self) {
         // BFINAL = 1, BTYPE = 01 (LSB first).
         self.put(0b011, 3);
+    }
+
+    /// Starts a fixed-Huffman block that is not the last one.
+    pub(crate) fn begin_open_fixed_block(&mut self) {
+        // BFINAL = 0, BTYPE = 01 (LSB first).
+        self.put(0b010, 3);
+    }
+
+    /// Ends the current fixed-Huffman block, writes `data` as a stored block (not the last
+    /// one; `data.len() ≤ 65535`) and starts another fixed-Huffman block that is not the last
+    /// one. Stored bytes cost 8 bits each plus about 5 bytes per block, against 8 or 9 bits
+    /// for a fixed-Huffman literal, and are copied rather than coded one by one.
+    pub(crate) fn stored(&mut self, data: &[u8]) {
+        debug_assert!(data.len() <= usize::from(u16::MAX));
+        let (c, l) = fixed_code(256);
+        // End of block, then BFINAL = 0, BTYPE = 00; at most 7 + 7 + 3 = 17 bits pending.
+        self.put(c, l);
+        self.put(0b000, 3);
+        // A stored block starts at the next byte boundary; `put` has already written the
+        // partial byte.
+        self.pos += usize::from(self.nbits > 0);
+        self.acc = 0;
+        self.nbits = 0;
+        let len = data.len() as u16;
+        let need = self.pos + 4 + data.len() + 8;
+        if need > self.out.len() {
+            self.out.resize(need + GROW, 0);
+        }
+        self.out[self.pos..self.pos + 2].copy_from_slice(&len.to_le_bytes());
+        self.out[self.pos + 2..self.pos + 4].copy_from_slice(&(!len).to_le_bytes());
+        self.pos += 4;
+        self.out[self.pos..self.pos + data.len()].copy_from_slice(data);
+        self.pos += data.len();
+        self.begin_open_fixed_block();
+    }
+
+    /// Ends the current fixed-Huffman block and adds an empty final one, then pads to a byte
+    /// boundary, for a stream begun with [`BitWriter::begin_open_fixed_block`].
+    pub(crate) fn finish_open(mut self) {
+        let (c, l) = fixed_code(256);
+        self.put(c, l);
+        self.begin_fixed_block();
+        self.finish();
     }
 
     /// Ends the block with the end-of-block symbol and pads to a byte boundary.
@@ -223,19 +323,39 @@ impl<'a> BitWriter<'a> {
     /// Copies `total ≥ 3` bytes from `dist` back, as matches of at most 258 bytes, none shorter
     /// than 3.
     #[inline]
-    pub(crate) fn copy(&mut self, mut total: usize, dist: Distance) {
+    pub(crate) fn copy(&mut self, total: usize, dist: Distance) {
         debug_assert!(total >= MIN_MATCH);
-        while total > MAX_MATCH {
-            // Never leave a tail of 1 or 2 bytes.
-            let len = if total < MAX_MATCH + MIN_MATCH {
-                total - MIN_MATCH
-            } else {
-                MAX_MATCH
-            };
-            self.one_match(len, dist);
-            total -= len;
+        for_each_match(total, |len| self.one_match(len, dist));
+    }
+
+    /// Like [`BitWriter::copy`], with the codes kept in `cache` for the next copy of the same
+    /// length and distance (every module row of an image repeats its scanline as often).
+    #[inline]
+    pub(crate) fn copy_cached(&mut self, total: usize, dist: Distance, cache: &mut CopyCodes) {
+        debug_assert!(total >= MIN_MATCH);
+        if cache.total != total || cache.dist != dist.0 {
+            cache.total = total;
+            cache.dist = dist.0;
+            cache.codes.clear();
+            let (mut bits, mut len) = (0u64, 0u32);
+            for_each_match(total, |n| {
+                let l = LENGTHS[n];
+                let lbits = l >> 24;
+                let code = u64::from(l & 0x00ff_ffff) | u64::from(dist.0 & 0x00ff_ffff) << lbits;
+                let code_len = lbits + (dist.0 >> 24);
+                // Up to 56 bits a store.
+                if len + code_len > 56 {
+                    cache.codes.push((bits, len));
+                    (bits, len) = (0, 0);
+                }
+                bits |= code << len;
+                len += code_len;
+            });
+            cache.codes.push((bits, len));
         }
-        self.one_match(total, dist);
+        for &(bits, len) in &cache.codes {
+            self.put_wide(bits, len);
+        }
     }
 
     /// Writes `buf[..len]`, with each of the given runs of equal bytes (in order, not
@@ -244,8 +364,20 @@ impl<'a> BitWriter<'a> {
     /// last literals of each stretch are read without branching.
     #[inline]
     pub(crate) fn literals_with_runs(&mut self, buf: &[u8], len: usize, runs: &[ByteRun]) {
+        self.literals_with_runs_from(buf, 0, len, runs);
+    }
+
+    /// Like [`BitWriter::literals_with_runs`] for `buf[from..len]`.
+    #[inline]
+    pub(crate) fn literals_with_runs_from(
+        &mut self,
+        buf: &[u8],
+        from: usize,
+        len: usize,
+        runs: &[ByteRun],
+    ) {
         let one = Distance(pack(0, 5));
-        let mut start = 0;
+        let mut start = from;
         for run in runs {
             let (s, n) = (run.start as usize, run.len as usize);
             debug_assert!(n >= ByteRun::MIN as usize && s >= start && s + n <= len);
@@ -257,37 +389,31 @@ impl<'a> BitWriter<'a> {
         self.literals(buf, start, len);
     }
 
-    /// Writes `buf[from..to]` as literals, three codes (at most 27 bits) per store.
+    /// Writes `buf[from..to]` as literals, six codes (at most 54 bits) per store.
     #[inline]
     fn literals(&mut self, buf: &[u8], from: usize, to: usize) {
-        let mut triples = buf[from..to].chunks_exact(3);
-        for t in &mut triples {
-            let a = LITERALS[usize::from(t[0])];
-            let b = LITERALS[usize::from(t[1])];
-            let c = LITERALS[usize::from(t[2])];
-            let (la, lb, lc) = (a >> 24, b >> 24, c >> 24);
-            let bits =
-                (a & 0x00ff_ffff) | ((b & 0x00ff_ffff) << la) | ((c & 0x00ff_ffff) << (la + lb));
-            self.put(bits, la + lb + lc);
+        let mut at = from;
+        while at + 6 <= to {
+            let mut bits = 0u64;
+            let mut len = 0;
+            for &b in &buf[at..at + 6] {
+                let code = LITERALS[usize::from(b)];
+                bits |= u64::from(code & 0x00ff_ffff) << len;
+                len += code >> 24;
+            }
+            self.put_wide(bits, len);
+            at += 6;
         }
-        // The last 0 to 2 codes in one store, without branching on how many: read two bytes
-        // regardless and select index 256, the empty code, for the missing ones.
-        let n = triples.remainder().len();
-        let at = to - n;
-        let (x0, x1) = match buf.get(at..at + 2) {
-            Some(two) => (usize::from(two[0]), usize::from(two[1])),
-            None => (
-                buf.get(at).map_or(0, |&x| usize::from(x)),
-                0, // n < 2 here
-            ),
-        };
-        let a = LITERALS_OR_EMPTY[if n >= 1 { x0 } else { 256 }];
-        let b = LITERALS_OR_EMPTY[if n == 2 { x1 } else { 256 }];
-        let la = a >> 24;
-        self.put(
-            (a & 0x00ff_ffff) | ((b & 0x00ff_ffff) << la),
-            la + (b >> 24),
-        );
+        if at < to {
+            let mut bits = 0u64;
+            let mut len = 0;
+            for &b in &buf[at..to] {
+                let code = LITERALS[usize::from(b)];
+                bits |= u64::from(code & 0x00ff_ffff) << len;
+                len += code >> 24;
+            }
+            self.put_wide(bits, len);
+        }
     }
 }
 

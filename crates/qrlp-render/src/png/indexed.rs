@@ -5,7 +5,7 @@
 
 use super::adler::Adler32;
 use super::chunk;
-use super::deflate::{self, BitWriter, ByteRun, Distance};
+use super::deflate::{self, find_runs, BitWriter, ByteRun, Distance};
 use crate::raster::Raster;
 use crate::{Color, RenderError, MAX_IMAGE_SIDE};
 
@@ -88,24 +88,5 @@ fn pack(row: &[u8], line: &mut [u8]) {
     line.fill(0);
     for (x, &p) in row.iter().enumerate() {
         line[1 + x / 4] |= (p & 3) << (6 - 2 * (x % 4));
-    }
-}
-
-/// Runs of at least [`ByteRun::MIN`] equal bytes in `line`, in order.
-fn find_runs(line: &[u8], runs: &mut Vec<ByteRun>) {
-    runs.clear();
-    let mut i = 0;
-    while i < line.len() {
-        let mut j = i + 1;
-        while j < line.len() && line[j] == line[i] {
-            j += 1;
-        }
-        if j - i >= ByteRun::MIN as usize {
-            runs.push(ByteRun {
-                start: i as u32,
-                len: (j - i) as u32,
-            });
-        }
-        i = j;
     }
 }

@@ -1,10 +1,11 @@
 //! PNG output, written by hand for speed.
 //!
 //! A QR image is made of long runs of identical rows: each module row becomes `module_px`
-//! identical scanlines. So each distinct scanline is written once as literals (filter type
-//! None, runs of equal bytes as distance-1 copies), and its repeats are DEFLATE copies at a
-//! distance of one scanline, a few bits per 258 bytes. The Adler-32 of the repeats is folded
-//! in algebraically rather than summed byte by byte. The result is a 1-bit greyscale (black
+//! identical scanlines. So each distinct scanline is built from the symbol's row a word at
+//! a time and written once as literals (filter type None; the light margins left and right
+//! of the symbol as distance-1 copies), and its repeats are DEFLATE copies at a distance of
+//! one scanline, a few bits per 258 bytes. The Adler-32 of the repeats is folded in
+//! algebraically rather than summed byte by byte. The result is a 1-bit greyscale (black
 //! on white) or 1-bit, 2-entry palette image in a single IDAT chunk.
 
 mod adler;
@@ -14,8 +15,8 @@ pub(crate) mod indexed;
 use qrlp_qr::QrCode;
 
 use self::adler::Adler32;
-use self::deflate::{BitWriter, ByteRun, Distance};
-use crate::grid::{next_module, Modules};
+use self::deflate::{find_runs, BitWriter, ByteRun, CopyCodes, Distance};
+use crate::grid::Modules;
 use crate::layout::{layout_of, Layout};
 use crate::{Color, RenderError, RenderOptions};
 
@@ -111,6 +112,9 @@ pub(crate) fn write_png<M: Modules + ?Sized>(
     };
 
     let side = layout.image_px;
+    // Everything at once: the chunks around the image data (at most 90 bytes) and the
+    // zlib stream's bound, so that the vector never moves.
+    out.reserve(90 + zlib_bound(code.width(), &layout));
     out.extend_from_slice(&SIGNATURE);
 
     let mut ihdr = [0u8; 13];
@@ -172,6 +176,10 @@ pub(crate) fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
+/// The module size from which scanlines of module rows are Huffman-coded with runs of equal
+/// bytes as copies rather than stored: from two bytes a module, runs are long and many.
+const RUNS_FROM_MODULE_PX: usize = 16;
+
 /// Which rows a group of identical scanlines shows.
 #[derive(Clone, Copy)]
 enum Band {
@@ -191,7 +199,19 @@ fn same_band<M: Modules + ?Sized>(code: &M, a: Band, b: Band) -> bool {
     }
 }
 
-/// The zlib stream (header, one fixed-Huffman DEFLATE block, Adler-32) of the filtered image.
+/// An upper bound of the zlib stream's length for a symbol `width` modules wide.
+fn zlib_bound(width: usize, layout: &Layout) -> usize {
+    let side = layout.image_px as usize;
+    let line_len = 1 + side.div_ceil(8);
+    // At most width + 2 distinct groups; every other scanline is a copy. Each group also
+    // ends a block, stores and starts another: under 8 bytes more. Then the zlib header and
+    // the Adler-32.
+    let groups = width + 2;
+    deflate::bound(groups * line_len, side * line_len, groups) + groups * 8 + 2 + 4
+}
+
+/// The zlib stream (header, fixed-Huffman and stored DEFLATE blocks, Adler-32) of the
+/// filtered image.
 fn write_zlib<M: Modules + ?Sized>(
     code: &M,
     layout: &Layout,
@@ -207,40 +227,58 @@ fn write_zlib<M: Modules + ?Sized>(
     let line_len = 1 + side.div_ceil(8);
     let dist = Distance::new(line_len);
 
-    // At most width + 2 distinct groups; every other scanline is a copy.
-    let groups = width + 2;
-    let bound = deflate::bound(groups * line_len, side * line_len, groups);
-    out.reserve(2 + bound + 8 + 4 + 12);
+    let bound = zlib_bound(width, layout);
+    out.reserve(bound);
     out.extend_from_slice(&[0x78, 0x01]); // deflate, 32 KiB window, no dictionary
 
-    // The scanline, plus slack for the packer's 8-byte stores.
-    let mut line = vec![0u8; line_len + 8];
-    // Byte runs found while packing: at most one per pixel run, and a scanline has at most
-    // width + 1 of those (alternating colours, the margins merged into light runs).
-    let mut runs = vec![ByteRun::default(); width + 2];
+    let mut scanline = Scanline::new(layout, width, light_is_one);
+    let blank_runs = scanline.blank;
+    let margins = scanline.margins;
+    let mut runs = Vec::new();
+    let mut copy_codes = CopyCodes::default();
     let mut adler = Adler32::new();
     let mut bits = BitWriter::new(out, bound);
-    bits.begin_fixed_block();
+    bits.begin_open_fixed_block();
 
     let bands = std::iter::once((Band::Blank, top))
         .chain((0..width).map(|y| (Band::Row(y), module_px)))
         .chain(std::iter::once((Band::Blank, bottom)));
     let mut current: Option<(Band, usize)> = None;
     let mut emit = |band: Band, rows: usize, bits: &mut BitWriter<'_>| {
-        // line[0] stays 0: filter type None.
-        let nruns = pack_scanline(code, band, layout, light_is_one, &mut line[1..], &mut runs);
-        bits.literals_with_runs(&line, line_len, &runs[..nruns]);
+        let line = scanline.build(code, band);
+        match band {
+            // All light: a literal filter byte, one light byte and a copy of it.
+            Band::Blank => bits.literals_with_runs(line, line_len, blank_runs.as_slice()),
+            // Modules of two bytes or more make runs of equal bytes worth finding: literals
+            // and distance-1 copies.
+            Band::Row(_) if module_px >= RUNS_FROM_MODULE_PX => {
+                find_runs(&line[..line_len], &mut runs);
+                bits.literals_with_runs(line, line_len, &runs);
+            }
+            // Smaller ones: the light margins as literals and copies around the symbol's
+            // bytes, stored.
+            Band::Row(_) => {
+                let m = margins;
+                if let Some(run) = m.left_run {
+                    bits.literals_with_runs(line, m.left_end, &[run]);
+                }
+                bits.stored(&line[m.left_end..m.right_from]);
+                if let Some(run) = m.right_run {
+                    bits.literals_with_runs_from(line, m.right_from, line_len, &[run]);
+                }
+            }
+        }
         let line = &line[..line_len];
         let copied = (rows - 1) * line_len;
         if copied >= deflate::MIN_MATCH {
-            bits.copy(copied, dist);
+            bits.copy_cached(copied, dist, &mut copy_codes);
         } else {
             // Only a 2-byte scanline (images up to 8 px wide) repeated once gets here.
             for &b in line.iter().cycle().take(copied) {
                 bits.literal(b);
             }
         }
-        adler = adler.repeat(Adler32::of(line), line_len as u64, rows as u64);
+        adler = adler.append_repeated(line, rows as u64);
     };
     for (band, rows) in bands {
         if rows == 0 {
@@ -258,115 +296,136 @@ fn write_zlib<M: Modules + ?Sized>(
     if let Some((b, n)) = current {
         emit(b, n, &mut bits);
     }
-    bits.finish();
+    bits.finish_open();
     out.extend_from_slice(&adler.value().to_be_bytes());
 }
 
-/// Writes the packed pixels (8 per byte, leftmost in the high bit) of one scanline to the
-/// start of `line`, which has 8 bytes of slack past the scanline. Records in `runs` the runs
-/// of at least [`ByteRun::MIN`] equal bytes that the pixel runs make (byte offsets counted
-/// with the filter byte, i.e. one more than in `line`); returns how many.
-fn pack_scanline<M: Modules + ?Sized>(
-    code: &M,
-    band: Band,
-    layout: &Layout,
-    light_is_one: bool,
-    line: &mut [u8],
-    runs: &mut [ByteRun],
-) -> usize {
-    let width = code.width();
-    let side = layout.image_px;
-    let m = layout.module_px;
-    let off = layout.offset_px;
-    let light = 0u64.wrapping_sub(u64::from(light_is_one));
-    let mut packer = Packer {
-        out: line,
-        pos: 0,
-        acc: 0,
-        nbits: 0,
-        runs,
-        nruns: 0,
-    };
-    match band {
-        Band::Blank => packer.push(light, side),
-        Band::Row(y) => {
-            // Maximal runs, alternately light and dark, with the margins merged into the
-            // first and last light runs.
-            let row = code.row(y);
-            let mut light_from = 0;
-            let mut x = 0;
-            loop {
-                let dark = next_module(row, x, width, true);
-                if dark >= width {
-                    packer.push(light, side - light_from);
-                    break;
+/// Builds filtered scanlines (filter type None, then the pixels 8 per byte, leftmost in the
+/// high bit) of one image.
+///
+/// The pixels are set in 64-bit words, pixel `p` at bit `63 - p % 64` of word `p / 64`, so
+/// that each word's big-endian bytes are the scanline's bytes: a dark module is one or two
+/// masked ORs, whatever the module size, and the words become bytes eight at a time.
+struct Scanline {
+    /// Dark pixels of the scanline being built.
+    words: Vec<u64>,
+    /// Filter byte, then the words' bytes (the last word may run past the scanline).
+    line: Vec<u8>,
+    /// XOR turning dark bits into stored bits: all ones when light is stored as 1.
+    flip: u64,
+    module_px: usize,
+    offset_px: usize,
+    /// The run of equal bytes of a blank (quiet zone only) scanline, when long enough.
+    blank: Option<ByteRun>,
+    /// The whole light bytes left and right of the symbol in a scanline of a module row.
+    margins: Margins,
+}
+
+/// The light margins of a module row's scanline that are long enough to be worth a copy:
+/// bytes `..left_end` (the filter byte, then whole light bytes) and `right_from..`, each
+/// with its run of equal bytes; without a run, `left_end` is 0 and `right_from` the end.
+/// Offsets count the filter byte.
+#[derive(Clone, Copy)]
+struct Margins {
+    left_end: usize,
+    left_run: Option<ByteRun>,
+    right_from: usize,
+    right_run: Option<ByteRun>,
+}
+
+fn long_enough(run: ByteRun) -> Option<ByteRun> {
+    (run.len >= ByteRun::MIN).then_some(run)
+}
+
+impl Scanline {
+    fn new(layout: &Layout, width: usize, light_is_one: bool) -> Scanline {
+        let side = layout.image_px as usize;
+        let nwords = side.div_ceil(64);
+        let bytes = side.div_ceil(8);
+        let blank = ByteRun {
+            start: 1,
+            len: bytes as u32,
+        };
+        let offset_px = layout.offset_px as usize;
+        let left_bytes = offset_px / 8;
+        // The byte holding the symbol's last pixel, then the light ones (with the padding
+        // bits of the last byte, which are light too).
+        let symbol_end = offset_px + width * layout.module_px as usize;
+        let right_from = 1 + symbol_end.div_ceil(8);
+        // A margin too short for a copy is stored with the symbol's bytes: 8 bits a byte
+        // rather than 8 or 9 as a literal, and no literal to code.
+        let left_run = long_enough(ByteRun {
+            start: 1,
+            len: left_bytes as u32,
+        });
+        let right_run = long_enough(ByteRun {
+            start: right_from as u32,
+            len: (1 + bytes - right_from) as u32,
+        });
+        let margins = Margins {
+            left_end: if left_run.is_some() {
+                1 + left_bytes
+            } else {
+                0
+            },
+            left_run,
+            right_from: if right_run.is_some() {
+                right_from
+            } else {
+                1 + bytes
+            },
+            right_run,
+        };
+        Scanline {
+            words: vec![0; nwords],
+            line: vec![0; 1 + nwords * 8],
+            flip: 0u64.wrapping_sub(u64::from(light_is_one)),
+            module_px: layout.module_px as usize,
+            offset_px: layout.offset_px as usize,
+            blank: long_enough(blank),
+            margins,
+        }
+    }
+
+    /// The scanline of `band`, with slack past its end.
+    fn build<M: Modules + ?Sized>(&mut self, code: &M, band: Band) -> &[u8] {
+        if let Band::Row(y) = band {
+            let m = self.module_px;
+            for (i, &word) in code.row(y).iter().enumerate() {
+                // Each run of dark modules in the word at once (a run across two words
+                // is set in two parts).
+                let mut dark = word;
+                while dark != 0 {
+                    let start = dark.trailing_zeros();
+                    let len = (!(dark >> start)).trailing_zeros();
+                    dark &= u64::MAX.checked_shl(start + len).unwrap_or(0);
+                    let x = i * 64 + start as usize;
+                    let from = self.offset_px + x * m;
+                    set_pixels(&mut self.words, from, from + len as usize * m);
                 }
-                let dark_from = off + dark as u32 * m;
-                packer.push(light, dark_from - light_from);
-                x = next_module(row, dark, width, false);
-                light_from = off + x as u32 * m;
-                packer.push(!light, light_from - dark_from);
             }
         }
+        // line[0] stays 0: filter type None. The words are left clear for the next line.
+        for (bytes, word) in self.line[1..].chunks_exact_mut(8).zip(&mut self.words) {
+            bytes.copy_from_slice(&(*word ^ self.flip).to_be_bytes());
+            *word = 0;
+        }
+        &self.line
     }
-    packer.finish(light)
 }
 
-/// Packs runs of equal bits, most significant first, into bytes. Like the DEFLATE bit
-/// writer, it stores its whole accumulator at every step and advances past complete bytes.
-struct Packer<'a> {
-    out: &'a mut [u8],
-    /// Next byte to complete.
-    pos: usize,
-    /// Pending bits, left-aligned; fewer than 8 between calls.
-    acc: u64,
-    nbits: u32,
-    runs: &'a mut [ByteRun],
-    nruns: usize,
-}
-
-impl Packer<'_> {
-    /// Appends `count` bits, each equal to the bits of `fill` (all ones or all zeros), and
-    /// notes the whole bytes they cover if there are enough for a run.
-    #[inline(always)]
-    fn push(&mut self, fill: u64, mut count: u32) {
-        let at = self.pos as u32 * 8 + self.nbits;
-        let first = at.div_ceil(8);
-        let end = (at + count) / 8;
-        if let Some(slot) = self.runs.get_mut(self.nruns) {
-            // Written every time, kept only when long enough: no branch on the data.
-            *slot = ByteRun {
-                start: first + 1,
-                len: end.saturating_sub(first),
-            };
-            self.nruns += usize::from(end >= first + ByteRun::MIN);
-        }
-        while count > 56 {
-            self.push_short(fill, 56);
-            count -= 56;
-        }
-        self.push_short(fill, count);
-    }
-
-    /// `count ≤ 56`, so with fewer than 8 pending bits everything fits in 63 bits.
-    #[inline(always)]
-    fn push_short(&mut self, fill: u64, count: u32) {
-        let end = self.nbits + count;
-        let mask = (u64::MAX >> self.nbits) & !(u64::MAX >> end);
-        self.acc |= fill & mask;
-        self.out[self.pos..self.pos + 8].copy_from_slice(&self.acc.to_be_bytes());
-        let bytes = end / 8;
-        self.pos += bytes as usize;
-        self.acc <<= bytes * 8;
-        self.nbits = end - bytes * 8;
-    }
-
-    /// Completes the last byte, padding with the bits of `fill`; returns the number of runs.
-    fn finish(mut self, fill: u64) -> usize {
-        if self.nbits > 0 {
-            self.push_short(fill, 8 - self.nbits);
-        }
-        self.nruns
+/// Sets pixels `from..to` (`from < to`) of a scanline held as big-endian bit words.
+#[inline(always)]
+fn set_pixels(words: &mut [u64], from: usize, to: usize) {
+    let (first, last) = (from / 64, (to - 1) / 64);
+    let head = u64::MAX >> (from % 64);
+    let tail = u64::MAX << (63 - (to - 1) % 64);
+    if first == last {
+        words[first] |= head & tail;
+    } else {
+        words[first] |= head;
+        words[first + 1..last].fill(u64::MAX);
+        words[last] |= tail;
     }
 }
 

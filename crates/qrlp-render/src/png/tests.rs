@@ -61,10 +61,11 @@ pub(crate) fn decode(data: &[u8]) -> Decoded {
     assert_eq!(chunks.first(), Some(b"IHDR"));
     assert_eq!(chunks.last(), Some(b"IEND"));
     assert_eq!(chunks.iter().filter(|c| *c == b"IDAT").count(), 1);
-    // zlib header and a single final fixed-Huffman block.
+    // zlib header, then a fixed-Huffman block first (the only one for palette rasters;
+    // symbols follow it with stored scanlines and more fixed-Huffman blocks of copies).
     assert_eq!(&idat[..2], &[0x78, 0x01]);
     assert_eq!((u16::from(idat[0]) << 8 | u16::from(idat[1])) % 31, 0);
-    assert_eq!(idat[2] & 0b111, 0b011, "BFINAL=1, BTYPE=01");
+    assert_eq!(idat[2] & 0b110, 0b010, "BTYPE=01");
 
     let mut options = ::png::DecodeOptions::default();
     options.set_ignore_adler32(false);
@@ -397,11 +398,13 @@ fn appends_and_leaves_buffer_alone_on_error() {
 
 #[test]
 fn output_is_small() {
-    // Repeated rows cost a few bits: a 370 px version-3-sized image stays well under 1.5 KB
-    // although its raw data is 370 × 47 = 17 390 bytes.
+    // Repeated rows cost a few bits: a 370 px version-3-sized image stays under 1.8 KB
+    // although its raw data is 370 × 47 = 17 390 bytes. (Each distinct scanline is stored,
+    // 8 bits a byte plus about 5 bytes a line, rather than Huffman-coded at 8 or 9 bits a
+    // byte: about 15% larger than a fixed-Huffman stream with runs, and much faster.)
     let g = symbol_like(29, 8);
     let png = render(&g, &RenderOptions::default());
-    assert!(png.len() < 1500, "{} bytes", png.len());
+    assert!(png.len() < 1800, "{} bytes", png.len());
     // The largest image allowed: 32768 rows of 4097 bytes, nearly all copies at about 24 bits
     // per 258 bytes of a fixed-Huffman match, so about 1.6 MB.
     let o = RenderOptions {
