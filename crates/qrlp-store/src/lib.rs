@@ -34,7 +34,10 @@ pub mod error;
 mod members;
 pub mod model;
 mod organizations;
+mod qr_codes;
+pub mod qr_model;
 mod rows;
+mod scans;
 pub mod secret;
 mod sessions;
 mod sql;
@@ -55,6 +58,8 @@ use sqlx::sqlite::{
 
 pub use error::StoreError;
 pub use model::*;
+pub use qr_model::*;
+pub use scans::BUCKET_SECS;
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
 
 /// File name of the SQLite database inside the data directory.
