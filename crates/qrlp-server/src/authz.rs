@@ -37,11 +37,15 @@ pub enum Permission {
     ApiKeysWrite,
     /// Read the audit log.
     AuditRead,
+    /// See tracked QR codes, their images and analytics, and the business card.
+    QrCodesRead,
+    /// Create, change, archive and restore tracked QR codes; edit the business card.
+    QrCodesWrite,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -51,6 +55,8 @@ impl Permission {
         Permission::ApiKeysRead,
         Permission::ApiKeysWrite,
         Permission::AuditRead,
+        Permission::QrCodesRead,
+        Permission::QrCodesWrite,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -65,6 +71,8 @@ impl Permission {
             Permission::ApiKeysRead => "api_keys:read",
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
+            Permission::QrCodesRead => "qr_codes:read",
+            Permission::QrCodesWrite => "qr_codes:write",
         }
     }
 
@@ -76,9 +84,11 @@ impl Permission {
     /// The least role that grants it.
     pub fn min_role(self) -> Role {
         match self {
-            Permission::Authenticated | Permission::OrganizationRead | Permission::MembersRead => {
-                Role::Viewer
-            }
+            Permission::Authenticated
+            | Permission::OrganizationRead
+            | Permission::MembersRead
+            | Permission::QrCodesRead => Role::Viewer,
+            Permission::QrCodesWrite => Role::Member,
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
@@ -175,6 +185,10 @@ requirements! {
     ApiKeysWrite => ApiKeysWrite;
     /// [`Permission::AuditRead`].
     AuditRead => AuditRead;
+    /// [`Permission::QrCodesRead`].
+    QrCodesRead => QrCodesRead;
+    /// [`Permission::QrCodesWrite`].
+    QrCodesWrite => QrCodesWrite;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -230,6 +244,81 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         Permission::ApiKeysWrite,
     ),
     ("GET", "/api/v1/audit", Permission::AuditRead),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes",
+        Permission::QrCodesRead,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/qr-codes",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}",
+        Permission::QrCodesRead,
+    ),
+    (
+        "PATCH",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/archive",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/restore",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/image",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/timeline",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/breakdown",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/scans.csv",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-business",
+        Permission::QrCodesRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/organizations/{org_id}/qr-business",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-business/image",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-tracking",
+        Permission::QrCodesRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/organizations/{org_id}/qr-tracking",
+        Permission::OrganizationWrite,
+    ),
 ];
 
 /// The role matrix as a Markdown table: one row per permission, one column per role.

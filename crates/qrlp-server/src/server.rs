@@ -40,6 +40,7 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Router,
     shutdown_timeout: Duration,
+    tracking: std::sync::Arc<crate::tracking::Tracking>,
 }
 
 impl Server {
@@ -68,16 +69,20 @@ impl Server {
         };
         let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
         let store = open_store(&config).await?;
+        let server_config = config.server.clone();
         let state = AppState::new(config, store)?;
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let local_addr = listener.local_addr()?;
+        let tracking = state.tracking().clone();
+        tracking.start(&server_config, local_addr);
         Ok(Server {
             listener,
             local_addr,
             app: app_with(state, extra),
             shutdown_timeout,
+            tracking,
         })
     }
 
@@ -100,6 +105,7 @@ impl Server {
             local_addr,
             app,
             shutdown_timeout,
+            tracking,
         } = self;
         tracing::info!(addr = %local_addr, "listening");
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
@@ -132,6 +138,8 @@ impl Server {
                 );
             }
         }
+        // Scans accepted before the last request finished are written before exit.
+        tracking.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -11,6 +11,7 @@ use qrlp_store::Store;
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::tracking::Tracking;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     store: Store,
     auth: Authenticator,
     limiter: Option<Limiter>,
+    tracking: Arc<Tracking>,
 }
 
 /// Why the state could not be built.
@@ -50,8 +52,10 @@ impl AppState {
             store.clone(),
             Duration::from_millis(config.auth.key_cache_ttl_ms),
         );
+        let tracking = Arc::new(Tracking::new(store.clone()));
         Ok(AppState {
             inner: Arc::new(Inner {
+                tracking,
                 config,
                 metrics: Metrics::default(),
                 readiness,
@@ -90,5 +94,10 @@ impl AppState {
     /// The rate limiter, unless limits are off.
     pub fn limiter(&self) -> Option<&Limiter> {
         self.inner.limiter.as_ref()
+    }
+
+    /// Tracked QR codes: slug cache, change-log poller, scan recorder.
+    pub fn tracking(&self) -> &Arc<Tracking> {
+        &self.inner.tracking
     }
 }

@@ -6,5 +6,8 @@ pub mod audit;
 pub mod health;
 pub mod orgs;
 pub mod qr;
+pub mod qr_business;
+pub mod qr_codes;
+pub mod redirect;
 pub mod session;
 pub mod users;
