@@ -9,6 +9,7 @@ use std::fmt;
 /// every link of a message; neither is a person scanning a code.
 const EXTRA_PREVIEWERS: &[&str] = &[
     "skypeuripreview",
+    "whatsapp/",
     "iframely",
     "embedly",
     "vkshare",

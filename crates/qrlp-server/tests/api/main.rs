@@ -8,3 +8,4 @@ mod lifecycle;
 mod openapi;
 mod platform;
 mod qr;
+mod tracked;
