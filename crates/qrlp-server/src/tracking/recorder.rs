@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// Longest wait between two writes.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 /// A write starts early when this many scans wait.
 pub const BATCH: usize = 10_000;
 /// Scans kept waiting at most (while the database is slow or down); more are dropped and

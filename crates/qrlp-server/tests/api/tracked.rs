@@ -233,7 +233,7 @@ impl Harness {
     }
 
     /// Waits until the code's totals reach `scans` and `bots` (the recorder writes every
-    /// 500 ms).
+    /// 250 ms).
     async fn wait_totals(&self, org: &Org, id: &str, scans: u64, bots: u64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
