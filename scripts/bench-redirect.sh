@@ -197,7 +197,7 @@ WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $SCANS 
 INSERT INTO t SELECT $NOW - 1 - (i * 31536000 / $SCANS) FROM n;
 INSERT INTO qr_scans (id, qr_code_id, scanned_at, address, device, os, browser, referrer, source, visitor, first_visit)
 SELECT randomblob(16), x'$HEX', strftime('%Y-%m-%dT%H:%M:%S', s, 'unixepoch') || '.000000Z', '203.0.113.0',
-       'mobile', 'iPhone', 'Safari', NULL, 'qr', randomblob(16), 1 FROM t;
+       'mobile', 'iPhone', 'Safari', '', 'qr', randomblob(16), 1 FROM t;
 INSERT INTO qr_scan_buckets (qr_code_id, bucket_start, scans, visitors, bots)
 SELECT x'$HEX', (s / 900) * 900, COUNT(*), COUNT(*), 0 FROM t GROUP BY s / 900;
 INSERT INTO qr_code_stats (qr_code_id, scans, unique_visitors, bots, last_scan_at)

@@ -49,7 +49,7 @@ struct ScanRow {
     device: String,
     os: String,
     browser: String,
-    referrer: Option<String>,
+    referrer: String,
     source: String,
     visitor: Vec<u8>,
     first_visit: bool,
@@ -109,7 +109,7 @@ impl Store {
                         .push_bind(s.device.clone())
                         .push_bind(s.os.clone())
                         .push_bind(s.browser.clone())
-                        .push_bind(s.referrer.clone())
+                        .push_bind(s.referrer.clone().unwrap_or_default())
                         .push_bind(s.source.as_str())
                         .push_bind(s.visitor.to_vec())
                         .push_bind(*first);
@@ -120,7 +120,9 @@ impl Store {
             }
 
             let mut buckets: HashMap<(Uuid, i64), Sums> = HashMap::new();
-            let mut daily: HashMap<(Uuid, i64, &'static str, String), i64> = HashMap::new();
+            type Cube<'a> = (Uuid, i64, &'a str, &'a str, &'a str, &'a str, &'static str);
+            let mut daily: HashMap<Cube<'_>, i64> = HashMap::new();
+            let mut bot_daily: HashMap<(Uuid, i64, &str), i64> = HashMap::new();
             let mut totals: HashMap<Uuid, (Sums, Option<OffsetDateTime>)> = HashMap::new();
             let mut outcome = RecordOutcome::default();
             for (s, first) in &marked {
@@ -133,18 +135,16 @@ impl Store {
                 let b = buckets.entry((s.qr_code_id, bucket(s.at))).or_default();
                 b.scans += 1;
                 b.visitors += v;
-                let dd = day(s.at);
-                for (dim, value) in [
-                    ("device", s.device.as_str()),
-                    ("os", s.os.as_str()),
-                    ("browser", s.browser.as_str()),
-                    ("referrer", s.referrer.as_deref().unwrap_or("(direct)")),
-                    ("source", s.source.as_str()),
-                ] {
-                    *daily
-                        .entry((s.qr_code_id, dd, dim, value.to_string()))
-                        .or_default() += 1;
-                }
+                let key = (
+                    s.qr_code_id,
+                    day(s.at),
+                    s.device.as_str(),
+                    s.os.as_str(),
+                    s.browser.as_str(),
+                    s.referrer.as_deref().unwrap_or(""),
+                    s.source.as_str(),
+                );
+                *daily.entry(key).or_default() += 1;
                 let t = totals.entry(s.qr_code_id).or_default();
                 t.0.scans += 1;
                 t.0.visitors += v;
@@ -156,8 +156,8 @@ impl Store {
                     .entry((bot.qr_code_id, bucket(bot.at)))
                     .or_default()
                     .bots += 1;
-                *daily
-                    .entry((bot.qr_code_id, day(bot.at), "bot", bot.name.clone()))
+                *bot_daily
+                    .entry((bot.qr_code_id, day(bot.at), bot.name.as_str()))
                     .or_default() += 1;
                 totals.entry(bot.qr_code_id).or_default().0.bots += 1;
             }
@@ -185,18 +185,42 @@ impl Store {
             let daily: Vec<_> = daily.into_iter().collect();
             for chunk in daily.chunks(CHUNK) {
                 let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO qr_scan_daily (qr_code_id, day, dimension, value, count) ",
+                    "INSERT INTO qr_scan_daily (qr_code_id, day, device, os, browser, referrer, \
+                     source, count) ",
                 );
-                q.push_values(chunk, |mut b, ((code, day, dim, value), n)| {
+                q.push_values(
+                    chunk,
+                    |mut b, ((code, day, device, os, browser, referrer, source), n)| {
+                        b.push_bind(*code)
+                            .push_bind(*day)
+                            .push_bind(*device)
+                            .push_bind(*os)
+                            .push_bind(*browser)
+                            .push_bind(*referrer)
+                            .push_bind(*source)
+                            .push_bind(*n);
+                    },
+                );
+                q.push(
+                    " ON CONFLICT (qr_code_id, day, device, os, browser, referrer, source) \
+                     DO UPDATE SET count = qr_scan_daily.count + excluded.count",
+                );
+                q.build().execute(&mut *tx).await?;
+            }
+            let bot_daily: Vec<_> = bot_daily.into_iter().collect();
+            for chunk in bot_daily.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO qr_bot_daily (qr_code_id, day, name, count) ",
+                );
+                q.push_values(chunk, |mut b, ((code, day, name), n)| {
                     b.push_bind(*code)
                         .push_bind(*day)
-                        .push_bind(*dim)
-                        .push_bind(value.clone())
+                        .push_bind(*name)
                         .push_bind(*n);
                 });
                 q.push(
-                    " ON CONFLICT (qr_code_id, day, dimension, value) DO UPDATE SET \
-                     count = qr_scan_daily.count + excluded.count",
+                    " ON CONFLICT (qr_code_id, day, name) \
+                     DO UPDATE SET count = qr_bot_daily.count + excluded.count",
                 );
                 q.build().execute(&mut *tx).await?;
             }
@@ -292,29 +316,47 @@ impl Store {
     }
 
     /// Counts per `(dimension, value)` of a code over UTC days `[from_day, to_day)`, most
-    /// frequent first. Dimensions: `device`, `os`, `browser`, `referrer`, `source`, `bot`.
+    /// frequent first within each dimension. Dimensions: `device`, `os`, `browser`,
+    /// `referrer` (`(direct)` when none), `source`, `bot`.
     pub async fn scan_breakdown(
         &self,
         qr_code_id: Uuid,
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows: Vec<(String, String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT dimension, value, CAST(SUM(count) AS BIGINT) AS n FROM qr_scan_daily \
+        const DIMENSIONS: [(&str, &str, &str); 6] = [
+            ("device", "device", "qr_scan_daily"),
+            ("os", "os", "qr_scan_daily"),
+            ("browser", "browser", "qr_scan_daily"),
+            ("referrer", "referrer", "qr_scan_daily"),
+            ("source", "source", "qr_scan_daily"),
+            ("bot", "name", "qr_bot_daily"),
+        ];
+        let mut out = Vec::new();
+        for (dimension, column, table) in DIMENSIONS {
+            let sql = format!(
+                "SELECT {column}, CAST(SUM(count) AS BIGINT) AS n FROM {table} \
                  WHERE qr_code_id = $1 AND day >= $2 AND day < $3 \
-                 GROUP BY dimension, value ORDER BY dimension, n DESC, value",
-            )
-            .bind(qr_code_id)
-            .bind(from_day)
-            .bind(to_day)
-            .fetch_all(pool)
-            .await
-        })?;
-        Ok(rows
-            .into_iter()
-            .map(|(d, v, n)| (d, v, to_u64(n)))
-            .collect())
+                 GROUP BY {column} ORDER BY n DESC, {column}"
+            );
+            let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+                sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                    .bind(qr_code_id)
+                    .bind(from_day)
+                    .bind(to_day)
+                    .fetch_all(pool)
+                    .await
+            })?;
+            out.extend(rows.into_iter().map(|(v, n)| {
+                let v = if dimension == "referrer" && v.is_empty() {
+                    "(direct)".to_string()
+                } else {
+                    v
+                };
+                (dimension.to_string(), v, to_u64(n))
+            }));
+        }
+        Ok(out)
     }
 
     /// Up to `limit` stored scans of a code after `(at, id)` in time order: the pages of
@@ -361,7 +403,7 @@ impl Store {
                 device: r.device,
                 os: r.os,
                 browser: r.browser,
-                referrer: r.referrer,
+                referrer: Some(r.referrer).filter(|r| !r.is_empty()),
                 source: r.source,
                 visitor: r.visitor,
                 first_visit: r.first_visit,

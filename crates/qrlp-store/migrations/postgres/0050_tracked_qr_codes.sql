@@ -53,20 +53,19 @@ CREATE TABLE qr_business_cards (
 );
 
 CREATE TABLE qr_scans (
-    id          UUID NOT NULL,
     qr_code_id  UUID NOT NULL REFERENCES qr_codes (id) ON DELETE CASCADE,
     scanned_at  TIMESTAMPTZ NOT NULL,
+    id          UUID NOT NULL,
     address     TEXT NOT NULL,
     device      TEXT NOT NULL,
     os          TEXT NOT NULL,
     browser     TEXT NOT NULL,
-    referrer    TEXT,
+    referrer    TEXT NOT NULL,
     source      TEXT NOT NULL CHECK (source IN ('qr', 'link')),
     visitor     BYTEA NOT NULL,
     first_visit BOOLEAN NOT NULL,
-    CONSTRAINT qr_scans_pkey PRIMARY KEY (id)
+    CONSTRAINT qr_scans_pkey PRIMARY KEY (qr_code_id, scanned_at, id)
 );
-CREATE INDEX qr_scans_code_time_idx ON qr_scans (qr_code_id, scanned_at, id);
 
 CREATE TABLE qr_scan_buckets (
     qr_code_id   UUID NOT NULL,
@@ -80,10 +79,21 @@ CREATE TABLE qr_scan_buckets (
 CREATE TABLE qr_scan_daily (
     qr_code_id UUID NOT NULL,
     day        BIGINT NOT NULL,
-    dimension  TEXT NOT NULL,
-    value      TEXT NOT NULL,
+    device     TEXT NOT NULL,
+    os         TEXT NOT NULL,
+    browser    TEXT NOT NULL,
+    referrer   TEXT NOT NULL,
+    source     TEXT NOT NULL,
     count      BIGINT NOT NULL,
-    CONSTRAINT qr_scan_daily_pkey PRIMARY KEY (qr_code_id, day, dimension, value)
+    CONSTRAINT qr_scan_daily_pkey PRIMARY KEY (qr_code_id, day, device, os, browser, referrer, source)
+);
+
+CREATE TABLE qr_bot_daily (
+    qr_code_id UUID NOT NULL,
+    day        BIGINT NOT NULL,
+    name       TEXT NOT NULL,
+    count      BIGINT NOT NULL,
+    CONSTRAINT qr_bot_daily_pkey PRIMARY KEY (qr_code_id, day, name)
 );
 
 CREATE TABLE qr_scan_visitors (

@@ -55,22 +55,22 @@ CREATE TABLE qr_business_cards (
 
 -- One row per counted scan (bots are only counted, in the roll-ups). The address is the
 -- anonymised one; visitor is the 16-byte salted hash; first_visit marks the visitor's
--- first scan of the code in its UTC day.
+-- first scan of the code in its UTC day. Clustered by code and time: one B-tree, the
+-- export's order, and the id in the key makes a stored scan unique.
 CREATE TABLE qr_scans (
-    id          BLOB NOT NULL,
     qr_code_id  BLOB NOT NULL REFERENCES qr_codes (id) ON DELETE CASCADE,
     scanned_at  TEXT NOT NULL,
+    id          BLOB NOT NULL,
     address     TEXT NOT NULL,
     device      TEXT NOT NULL,
     os          TEXT NOT NULL,
     browser     TEXT NOT NULL,
-    referrer    TEXT,
+    referrer    TEXT NOT NULL,
     source      TEXT NOT NULL CHECK (source IN ('qr', 'link')),
     visitor     BLOB NOT NULL,
     first_visit INTEGER NOT NULL,
-    CONSTRAINT qr_scans_pkey PRIMARY KEY (id)
-);
-CREATE INDEX qr_scans_code_time_idx ON qr_scans (qr_code_id, scanned_at, id);
+    CONSTRAINT qr_scans_pkey PRIMARY KEY (qr_code_id, scanned_at, id)
+) WITHOUT ROWID;
 
 -- Quarter-hour roll-up (Unix seconds), for timelines in any time zone.
 CREATE TABLE qr_scan_buckets (
@@ -82,14 +82,26 @@ CREATE TABLE qr_scan_buckets (
     CONSTRAINT qr_scan_buckets_pkey PRIMARY KEY (qr_code_id, bucket_start)
 ) WITHOUT ROWID;
 
--- Daily roll-up (UTC day numbers) of the breakdown dimensions.
+-- Daily roll-up (UTC day numbers): scans per combination of the breakdown dimensions
+-- (referrer '' when none), and bot requests by name.
 CREATE TABLE qr_scan_daily (
     qr_code_id BLOB NOT NULL,
     day        INTEGER NOT NULL,
-    dimension  TEXT NOT NULL,
-    value      TEXT NOT NULL,
+    device     TEXT NOT NULL,
+    os         TEXT NOT NULL,
+    browser    TEXT NOT NULL,
+    referrer   TEXT NOT NULL,
+    source     TEXT NOT NULL,
     count      INTEGER NOT NULL,
-    CONSTRAINT qr_scan_daily_pkey PRIMARY KEY (qr_code_id, day, dimension, value)
+    CONSTRAINT qr_scan_daily_pkey PRIMARY KEY (qr_code_id, day, device, os, browser, referrer, source)
+) WITHOUT ROWID;
+
+CREATE TABLE qr_bot_daily (
+    qr_code_id BLOB NOT NULL,
+    day        INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    CONSTRAINT qr_bot_daily_pkey PRIMARY KEY (qr_code_id, day, name)
 ) WITHOUT ROWID;
 
 -- Visitors seen per code and UTC day; rows of past days are deleted.
