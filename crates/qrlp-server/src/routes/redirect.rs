@@ -17,7 +17,7 @@ use qrlp_tracking::address::anonymize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::auth::PeerAddr;
+use crate::client::ClientInfo;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store_error;
@@ -71,7 +71,7 @@ pub async fn redirect(
     method: Method,
     Path(slug): Path<String>,
     RawQuery(query): RawQuery,
-    PeerAddr(peer): PeerAddr,
+    client: ClientInfo,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if !qrlp_tracking::slug::is_valid(&slug) {
@@ -90,7 +90,8 @@ pub async fn redirect(
         ));
     };
     if method != Method::HEAD && entry.settings.tracking_enabled {
-        let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+        // The derived client (behind `server.trusted_proxies`, the forwarded one).
+        let ip = client.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let text = |name: header::HeaderName| {
             headers
                 .get(name)
