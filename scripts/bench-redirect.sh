@@ -18,7 +18,7 @@
 #    and the gap within the documented window (the scans of the last second).
 #
 # Settings (environment): CODES=10000 SCANS=1000000 CONNECTIONS=64 THREADS=2 DURATION=8
-# ROUNDS=2 BENCH_PORT=19480 QRLP_BIN (default target/release/qrlp, built) OUT.
+# ROUNDS=2 BENCH_PORT=19480 (metrics listener on the next port) QRLP_BIN (default target/release/qrlp, built) OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +32,11 @@ PORT=${BENCH_PORT:-19480}
 TARGET=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$TARGET/bench-redirect}
 BASE="http://127.0.0.1:$PORT"
+# The metrics listener is off by default; it is on its own port here only to read the
+# server's count of 302 answers (the redirect path records metrics either way).
+METRICS_ADDR="127.0.0.1:$((PORT + 1))"
 mkdir -p "$OUT"
+rm -f "$OUT"/*.json
 
 for tool in wrk sqlite3; do
     if ! command -v "$tool" >/dev/null; then
@@ -77,7 +81,8 @@ trap cleanup EXIT
 DB="$DATA_DIR/qrlp.db"
 
 start_server() {
-    "$QRLP_BIN" serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" 2>> "$OUT/server.log" &
+    QRLP_METRICS_LISTEN=$METRICS_ADDR "$QRLP_BIN" serve --host 127.0.0.1 --port "$PORT" \
+        --data-dir "$DATA_DIR" 2>> "$OUT/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 200); do
         if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then return 0; fi
@@ -114,7 +119,7 @@ PY
 }
 
 served_302() {
-    curl -fsS "$BASE/metrics" | awk '/^qrlp_http_requests_total\{route="\/r\/\{slug\}",method="GET",status="302"\}/ {print $2}'
+    curl -fsS "http://$METRICS_ADDR/metrics" | awk '/^qrlp_http_requests_total\{route="\/r\/\{slug\}",method="GET",status="302"\}/ {print $2}'
 }
 recorded() { sqlite3 -cmd ".timeout 5000" "$DB" "SELECT COUNT(*) FROM qr_scans;"; }
 

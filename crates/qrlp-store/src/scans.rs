@@ -315,6 +315,56 @@ impl Store {
             .collect())
     }
 
+    /// Sums of the roll-up buckets of a code per day, for days given by their boundaries
+    /// (`boundaries[i]..boundaries[i + 1]`, Unix seconds, increasing; at most 367): one row
+    /// `(day index, scans, first visits, bots)` per day that has any. The database does the
+    /// sums, one index range per day, so a year costs a few hundred range reads, not tens of
+    /// thousands of rows sent back.
+    pub async fn scan_days(
+        &self,
+        qr_code_id: Uuid,
+        boundaries: &[i64],
+    ) -> Result<Vec<(usize, ScanBucket)>, StoreError> {
+        if boundaries.len() < 2 || boundaries.len() > 367 {
+            return Err(StoreError::invalid("boundaries", "2 to 367 day boundaries"));
+        }
+        let days = boundaries.len() - 1;
+        let rows: Vec<(i64, i64, i64, i64)> = on_pool!(self, |pool| {
+            let mut q = sqlx::QueryBuilder::new("WITH days (i, s, e) AS (");
+            for i in 0..days {
+                q.push(if i == 0 { "VALUES (" } else { ", (" });
+                q.push_bind(i as i64)
+                    .push(", ")
+                    .push_bind(boundaries[i])
+                    .push(", ")
+                    .push_bind(boundaries[i + 1])
+                    .push(")");
+            }
+            q.push(
+                ") SELECT d.i, CAST(SUM(b.scans) AS BIGINT), CAST(SUM(b.visitors) AS BIGINT), \
+                 CAST(SUM(b.bots) AS BIGINT) FROM days d JOIN qr_scan_buckets b \
+                 ON b.qr_code_id = ",
+            );
+            q.push_bind(qr_code_id);
+            q.push(" AND b.bucket_start >= d.s AND b.bucket_start < d.e GROUP BY d.i ORDER BY d.i");
+            q.build_query_as().fetch_all(pool).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(i, scans, visitors, bots)| {
+                (
+                    usize::try_from(i).unwrap_or(0),
+                    ScanBucket {
+                        start: boundaries[usize::try_from(i).unwrap_or(0)],
+                        scans: to_u64(scans),
+                        visitors: to_u64(visitors),
+                        bots: to_u64(bots),
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// Counts per `(dimension, value)` of a code over UTC days `[from_day, to_day)`, most
     /// frequent first within each dimension. Dimensions: `device`, `os`, `browser`,
     /// `referrer` (`(direct)` when none), `source`, `bot`.

@@ -156,6 +156,12 @@ impl Timeline {
         self.days.iter().map(|d| d.to_string())
     }
 
+    /// The Unix second each day starts at, then the end of the last day: `len() + 1`
+    /// boundaries, increasing.
+    pub fn boundaries(&self) -> &[i64] {
+        &self.starts
+    }
+
     /// Number of days.
     pub fn len(&self) -> usize {
         self.days.len()

@@ -786,10 +786,9 @@ pub async fn timeline(
         .get_qr_code(org, id)
         .await
         .map_err(store_error)?;
-    let (from, to) = line.range();
-    let buckets = state
+    let sums = state
         .store()
-        .scan_buckets(id, from, to)
+        .scan_days(id, line.boundaries())
         .await
         .map_err(store_error)?;
     let mut days: Vec<TimelineDay> = line
@@ -806,8 +805,8 @@ pub async fn timeline(
         unique_visitors: 0,
         bots: 0,
     };
-    for b in buckets {
-        if let Some(d) = line.day_of(b.start).and_then(|i| days.get_mut(i)) {
+    for (i, b) in sums {
+        if let Some(d) = days.get_mut(i) {
             d.scans += b.scans;
             d.unique_visitors += b.visitors;
             d.bots += b.bots;
