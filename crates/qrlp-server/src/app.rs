@@ -23,7 +23,8 @@ use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
 use crate::routes::{
-    api_keys, audit, chains, health, invitations, orgs, qr, scan_page, session, users, webhooks,
+    api_keys, audit, chains, health, invitations, orgs, qr, qr_business, qr_codes, redirect,
+    scan_page, session, users, webhooks,
 };
 use crate::state::AppState;
 use crate::{auth, error, limits, metrics, middleware, openapi};
@@ -69,6 +70,20 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::redeliver))
+        .routes(routes!(qr_codes::list_qr_codes, qr_codes::create_qr_code))
+        .routes(routes!(qr_codes::get_qr_code, qr_codes::update_qr_code))
+        .routes(routes!(qr_codes::archive_qr_code))
+        .routes(routes!(qr_codes::restore_qr_code))
+        .routes(routes!(qr_codes::qr_code_image))
+        .routes(routes!(qr_codes::timeline))
+        .routes(routes!(qr_codes::breakdown))
+        .routes(routes!(qr_codes::scans_csv))
+        .routes(routes!(qr_codes::get_tracking, qr_codes::put_tracking))
+        .routes(routes!(
+            qr_business::get_business,
+            qr_business::put_business
+        ))
+        .routes(routes!(qr_business::business_image))
         .route_layer(axum::middleware::from_fn(auth::authenticate));
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
@@ -87,6 +102,7 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .merge(qr_routes)
         .merge(protected)
         .merge(by_address)
+        .routes(routes!(redirect::redirect))
         .routes(routes!(openapi::openapi_json));
     // Off the public router unless a bearer token guards it (`metrics.listen` serves it
     // on an address of its own instead).
@@ -123,7 +139,60 @@ fn seed_org_aliases() -> Router<AppState> {
             "/api/organizations/{org_id}/members/{user_id}",
             axum::routing::patch(orgs::change_role).delete(orgs::remove_member),
         )
+        .merge(seed_qr_aliases())
         .route_layer(axum::middleware::from_fn(auth::authenticate))
+}
+
+/// Seed 004's tracked-code paths under `/api/organizations/{org_id}` (authenticated by the
+/// caller's layer).
+fn seed_qr_aliases() -> Router<AppState> {
+    use axum::routing::post;
+    let base = "/api/organizations/{org_id}";
+    Router::new()
+        .route(
+            &format!("{base}/qr-codes"),
+            get(qr_codes::list_qr_codes).post(qr_codes::create_qr_code),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}"),
+            get(qr_codes::get_qr_code).patch(qr_codes::update_qr_code),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}/archive"),
+            post(qr_codes::archive_qr_code),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}/restore"),
+            post(qr_codes::restore_qr_code),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}/image"),
+            get(qr_codes::qr_code_image),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}/timeline"),
+            get(qr_codes::timeline),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}/breakdown"),
+            get(qr_codes::breakdown),
+        )
+        .route(
+            &format!("{base}/qr-codes/{{qr_code_id}}/scans.csv"),
+            get(qr_codes::scans_csv),
+        )
+        .route(
+            &format!("{base}/qr-tracking"),
+            get(qr_codes::get_tracking).put(qr_codes::put_tracking),
+        )
+        .route(
+            &format!("{base}/qr-business"),
+            get(qr_business::get_business).put(qr_business::put_business),
+        )
+        .route(
+            &format!("{base}/qr-business/image"),
+            get(qr_business::business_image),
+        )
 }
 
 /// The OpenAPI document of the routes `config` enables.

@@ -50,11 +50,15 @@ pub enum Permission {
     WebhooksRead,
     /// Create, change, delete and test webhook endpoints; rotate secrets; redeliver.
     WebhooksWrite,
+    /// See tracked QR codes, their images and analytics, and the business card.
+    QrCodesRead,
+    /// Create, change, archive and restore tracked QR codes; edit the business card.
+    QrCodesWrite,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -70,6 +74,8 @@ impl Permission {
         Permission::ChainsScan,
         Permission::WebhooksRead,
         Permission::WebhooksWrite,
+        Permission::QrCodesRead,
+        Permission::QrCodesWrite,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -90,6 +96,8 @@ impl Permission {
             Permission::ChainsScan => "chains:scan",
             Permission::WebhooksRead => "webhooks:read",
             Permission::WebhooksWrite => "webhooks:write",
+            Permission::QrCodesRead => "qr_codes:read",
+            Permission::QrCodesWrite => "qr_codes:write",
         }
     }
 
@@ -104,7 +112,9 @@ impl Permission {
             Permission::Authenticated
             | Permission::OrganizationRead
             | Permission::MembersRead
-            | Permission::OrganizationsCreate => Role::Viewer,
+            | Permission::OrganizationsCreate
+            | Permission::QrCodesRead => Role::Viewer,
+            Permission::QrCodesWrite => Role::Member,
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
@@ -245,6 +255,10 @@ requirements! {
     WebhooksRead => WebhooksRead;
     /// [`Permission::WebhooksWrite`].
     WebhooksWrite => WebhooksWrite;
+    /// [`Permission::QrCodesRead`].
+    QrCodesRead => QrCodesRead;
+    /// [`Permission::QrCodesWrite`].
+    QrCodesWrite => QrCodesWrite;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -372,6 +386,81 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         "POST",
         "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
         Permission::WebhooksWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes",
+        Permission::QrCodesRead,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/qr-codes",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}",
+        Permission::QrCodesRead,
+    ),
+    (
+        "PATCH",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/archive",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/restore",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/image",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/timeline",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/breakdown",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-codes/{qr_code_id}/scans.csv",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-business",
+        Permission::QrCodesRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/organizations/{org_id}/qr-business",
+        Permission::QrCodesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-business/image",
+        Permission::QrCodesRead,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/qr-tracking",
+        Permission::QrCodesRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/organizations/{org_id}/qr-tracking",
+        Permission::OrganizationWrite,
     ),
 ];
 

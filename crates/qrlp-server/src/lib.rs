@@ -45,6 +45,7 @@ pub mod request_id;
 pub mod routes;
 mod server;
 pub mod state;
+pub mod tracking;
 pub mod views;
 
 pub use app::{app, app_with};

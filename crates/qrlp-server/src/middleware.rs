@@ -94,12 +94,14 @@ fn needs_envelope(response: &Response) -> bool {
     if !(status.is_client_error() || status.is_server_error()) {
         return false;
     }
-    let is_json_or_page = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
-    !is_json_or_page
+        .and_then(|v| v.to_str().ok());
+    let is_json = content_type.is_some_and(|v| v.starts_with("application/json"));
+    // Pages made on purpose for people (the short link's 404 and 410) stay pages.
+    let is_page = content_type.is_some_and(|v| v.starts_with("text/html"));
+    !(is_json || is_page)
 }
 
 /// Answers 503 `UNAVAILABLE` when the handler has not produced its response head within

@@ -119,6 +119,7 @@ impl Server {
         let state = tokio::task::spawn_blocking(move || AppState::new(config, store))
             .await
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+        state.tracking().start(&state.config().server, local_addr);
         Ok(Server {
             listener,
             local_addr,
@@ -179,6 +180,7 @@ impl Server {
             };
             tokio::spawn(accept_loop(l, metrics_app, limits, stop_rx.clone(), None))
         });
+        let tracking = state.tracking().clone();
         let main = accept_loop(listener, app, limits, stop_rx, Some(state));
         tokio::pin!(main);
         tokio::select! {
@@ -206,6 +208,8 @@ impl Server {
                 "requests still in flight after the shutdown timeout; stopping anyway"
             ),
         }
+        // Scans accepted before the last request finished are written before exit.
+        tracking.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }

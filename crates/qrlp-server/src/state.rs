@@ -14,6 +14,7 @@ use crate::client::TrustedProxies;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::tracking::Tracking;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -33,6 +34,7 @@ struct Inner {
     mailer: Option<Mailer>,
     data_key: DataKey,
     webhook_wake: Arc<tokio::sync::Notify>,
+    tracking: Arc<Tracking>,
 }
 
 /// Why the state could not be built.
@@ -74,8 +76,10 @@ impl AppState {
             store.clone(),
             Duration::from_millis(config.auth.key_cache_ttl_ms),
         );
+        let tracking = Arc::new(Tracking::new(store.clone()));
         Ok(AppState {
             inner: Arc::new(Inner {
+                tracking,
                 config,
                 metrics: Metrics::default(),
                 readiness,
@@ -149,6 +153,11 @@ impl AppState {
     /// What the webhook worker waits on.
     pub(crate) fn webhook_wake(&self) -> Arc<tokio::sync::Notify> {
         self.inner.webhook_wake.clone()
+    }
+
+    /// Tracked QR codes: slug cache, change-log poller, scan recorder.
+    pub fn tracking(&self) -> &Arc<Tracking> {
+        &self.inner.tracking
     }
 }
 

@@ -36,7 +36,10 @@ mod invitations;
 mod members;
 pub mod model;
 mod organizations;
+mod qr_codes;
+pub mod qr_model;
 mod rows;
+mod scans;
 pub mod secret;
 mod sessions;
 mod sql;
@@ -59,6 +62,8 @@ use sqlx::sqlite::{
 pub use chains::{Chain, ChainPatch, NewChain, ScanOutcome, ScanRecord, ScanSource, ScanVerdict};
 pub use error::StoreError;
 pub use model::*;
+pub use qr_model::*;
+pub use scans::BUCKET_SECS;
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
 pub use webhooks::{
     Attempt, AttemptRecord, ClaimedDelivery, Delivery, NewWebhook, Webhook, WebhookPatch,

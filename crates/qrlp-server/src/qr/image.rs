@@ -177,6 +177,51 @@ pub fn image_response(
     max_age_secs: u64,
     render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
+    image_response_named(request_headers, format, etag, max_age_secs, None, render)
+}
+
+/// A file name stem safe in `Content-Disposition`: ASCII letters, digits, `-`, `_` and `.`
+/// kept, runs of anything else become one `-`, at most 100 characters; `qr` when nothing
+/// is left.
+///
+/// ```
+/// use qrlp_server::qr::image::safe_filename;
+/// assert_eq!(safe_filename("Spring sale \"2026\"/ümlaut\r\n"), "Spring-sale-2026-mlaut");
+/// assert_eq!(safe_filename("../.."), "qr");
+/// ```
+pub fn safe_filename(label: &str) -> String {
+    let mut out = String::with_capacity(label.len().min(100));
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || (c == '.' && !out.is_empty()) {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.len() >= 100 {
+            break;
+        }
+    }
+    let trimmed = out.trim_matches(|c| c == '-' || c == '.');
+    if trimmed.is_empty() {
+        "qr".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// [`image_response`] with `Content-Disposition: inline; filename="<stem>.<ext>"`; the
+/// stem must come from [`safe_filename`] (`None`: `qr`).
+///
+/// # Errors
+/// Whatever `render` returns.
+pub fn image_response_named(
+    request_headers: &HeaderMap,
+    format: ImageFormat,
+    etag: &str,
+    max_age_secs: u64,
+    stem: Option<&str>,
+    render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
+) -> Result<Response, ApiError> {
     let etag_value = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
     let cache_control = cache_control(max_age_secs);
     if if_none_match(request_headers, etag) {
@@ -190,13 +235,17 @@ pub fn image_response(
         ImageFormat::Png => ("image/png", "inline; filename=\"qr.png\""),
         ImageFormat::Svg => ("image/svg+xml", "inline; filename=\"qr.svg\""),
     };
+    let disposition = match stem {
+        None => HeaderValue::from_static(disposition),
+        Some(stem) => {
+            HeaderValue::from_str(&format!("inline; filename=\"{stem}.{}\"", format.as_str()))
+                .map_err(ApiError::internal)?
+        }
+    };
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static(disposition),
-    );
+    h.insert(header::CONTENT_DISPOSITION, disposition);
     h.insert(header::ETAG, etag_value);
     h.insert(header::CACHE_CONTROL, cache_control);
     Ok(r)

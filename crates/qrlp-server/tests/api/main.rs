@@ -10,4 +10,5 @@ mod lifecycle;
 mod openapi;
 mod platform;
 mod qr;
+mod tracked;
 mod webhooks;

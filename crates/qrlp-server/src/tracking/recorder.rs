@@ -1,0 +1,291 @@
+//! Scans recorded off the hot path.
+//!
+//! The redirect pushes a [`PendingScan`] into a bounded buffer and answers. One task takes
+//! the buffer every [`FLUSH_INTERVAL`] (sooner when [`BATCH`] scans wait), classifies the
+//! user agents (bots and previewers are counted apart), computes the visitor hashes with the
+//! day's salt, and stores the batch in one transaction ([`qrlp_store::Store::record_scans`]).
+//! A batch that fails is kept and retried; ids are given at acceptance, so a retried batch
+//! never counts a scan twice.
+//!
+//! Crash window: scans accepted in the last [`FLUSH_INTERVAL`], plus those of a write in
+//! progress, are lost on `kill -9`; a graceful shutdown writes them first.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use qrlp_store::qr_model::{ScanRecord, ScanSource};
+use qrlp_store::{BotVisit, Store, TrackingSettings};
+use qrlp_tracking::agent::{Agent, Classifier, Visit};
+use qrlp_tracking::visitor::{utc_day, visitor_hash};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Longest wait between two writes.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// A write starts early when this many scans wait.
+pub const BATCH: usize = 10_000;
+/// Scans kept waiting at most (while the database is slow or down); more are dropped and
+/// counted.
+pub const MAX_PENDING: usize = 500_000;
+/// Longest user agent and referrer kept in memory.
+const MAX_HEADER_CHARS: usize = 512;
+
+/// A scan as the redirect saw it. The address is already anonymised.
+#[derive(Debug, Clone)]
+pub struct PendingScan {
+    /// Given now: the scan's identity for the whole way to the database.
+    pub id: Uuid,
+    /// The code.
+    pub qr_code_id: Uuid,
+    /// When.
+    pub at: OffsetDateTime,
+    /// IPv4 /24 or IPv6 /48.
+    pub address: IpAddr,
+    /// `User-Agent`, cut to 512 characters.
+    pub user_agent: Option<Box<str>>,
+    /// `Referer`, cut to 512 characters; `None` when the organization does not keep it.
+    pub referer: Option<Box<str>>,
+    /// QR or plain link.
+    pub source: ScanSource,
+    /// The organization's settings when the scan was made.
+    pub settings: TrackingSettings,
+}
+
+/// Cuts a header value to what is kept in memory.
+pub fn cut(value: &str) -> Box<str> {
+    match value.char_indices().nth(MAX_HEADER_CHARS) {
+        Some((i, _)) => value[..i].into(),
+        None => value.into(),
+    }
+}
+
+/// Counters of the recorder.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Scans handed over by redirects (bots included).
+    pub accepted: u64,
+    /// Scans stored.
+    pub recorded: u64,
+    /// Bot visits counted.
+    pub bots: u64,
+    /// Dropped because the buffer was full.
+    pub dropped: u64,
+}
+
+/// See the module documentation.
+pub struct Recorder {
+    store: Store,
+    classifier: Arc<Classifier>,
+    pending: Mutex<Vec<PendingScan>>,
+    wake: Notify,
+    accepted: AtomicU64,
+    recorded: AtomicU64,
+    bots: AtomicU64,
+    dropped: AtomicU64,
+    flushes: AtomicU64,
+}
+
+impl Recorder {
+    /// A recorder writing to `store`.
+    pub fn new(store: Store, classifier: Arc<Classifier>) -> Recorder {
+        Recorder {
+            store,
+            classifier,
+            pending: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            accepted: AtomicU64::new(0),
+            recorded: AtomicU64::new(0),
+            bots: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    /// Hands a scan over; never waits for the database.
+    pub fn push(&self, scan: PendingScan) {
+        let len = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.len() >= MAX_PENDING {
+                drop(pending);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            pending.push(scan);
+            pending.len()
+        };
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        if len == BATCH {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> RecorderStats {
+        RecorderStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            recorded: self.recorded.load(Ordering::Relaxed),
+            bots: self.bots.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Number of completed writes (for tests that wait for one).
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is pending now and waits for it (tests; shutdown).
+    pub async fn flush_now(&self, salts: &mut HashMap<i64, [u8; 32]>) {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return;
+        }
+        self.write(batch, salts).await;
+    }
+
+    /// The writer task: until `stop`, then one last write.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut salts = HashMap::new();
+        loop {
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(FLUSH_INTERVAL) => false,
+                () = self.wake.notified() => false,
+                _ = stop.changed() => true,
+            };
+            self.flush_now(&mut salts).await;
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Classifies and stores `batch`; on failure puts it back in front of newer scans.
+    async fn write(&self, batch: Vec<PendingScan>, salts: &mut HashMap<i64, [u8; 32]>) {
+        let today = utc_day(OffsetDateTime::now_utc().unix_timestamp());
+        salts.retain(|&d, _| d >= today - 1);
+        let mut days: Vec<i64> = batch
+            .iter()
+            .map(|s| utc_day(s.at.unix_timestamp()))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        for d in days {
+            if salts.contains_key(&d) {
+                continue;
+            }
+            let mut fresh = [0u8; 32];
+            if getrandom::fill(&mut fresh).is_err() {
+                tracing::error!("no randomness for the visitor salt; scans kept for later");
+                self.put_back(batch);
+                return;
+            }
+            match self.store.daily_salt(d, fresh).await {
+                Ok(s) => {
+                    salts.insert(d, s);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the visitor salt; scans kept for later");
+                    self.put_back(batch);
+                    return;
+                }
+            }
+        }
+        let classifier = Arc::clone(&self.classifier);
+        let salts_now = salts.clone();
+        let classified = tokio::task::spawn_blocking(move || {
+            let (scans, bots) = classify(&classifier, &batch, &salts_now);
+            (batch, scans, bots)
+        })
+        .await;
+        let Ok((batch, scans, bots)) = classified else {
+            tracing::error!("scan classification panicked; batch dropped");
+            return;
+        };
+        match self.store.record_scans(&scans, &bots).await {
+            Ok(outcome) => {
+                self.recorded.fetch_add(outcome.scans, Ordering::Relaxed);
+                self.bots.fetch_add(outcome.bots, Ordering::Relaxed);
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, scans = batch.len(), "cannot store scans; kept for the next write");
+                self.put_back(batch);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    fn put_back(&self, mut batch: Vec<PendingScan>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        batch.append(&mut pending);
+        if batch.len() > MAX_PENDING {
+            let extra = batch.len() - MAX_PENDING;
+            self.dropped.fetch_add(extra as u64, Ordering::Relaxed);
+            batch.truncate(MAX_PENDING);
+        }
+        *pending = batch;
+    }
+}
+
+/// Turns pending scans into stored records and bot visits. User agents repeat, so each
+/// distinct one is parsed once per batch.
+fn classify(
+    classifier: &Classifier,
+    batch: &[PendingScan],
+    salts: &HashMap<i64, [u8; 32]>,
+) -> (Vec<ScanRecord>, Vec<BotVisit>) {
+    let mut parsed: HashMap<&str, Visit> = HashMap::new();
+    let mut scans = Vec::with_capacity(batch.len());
+    let mut bots = Vec::new();
+    for s in batch {
+        let ua = s.user_agent.as_deref().unwrap_or("");
+        let visit = parsed
+            .entry(ua)
+            .or_insert_with(|| classifier.classify(ua))
+            .clone();
+        let agent = match visit {
+            Visit::Bot(name) => {
+                bots.push(BotVisit {
+                    qr_code_id: s.qr_code_id,
+                    at: s.at,
+                    name,
+                });
+                continue;
+            }
+            Visit::Human(agent) => agent,
+        };
+        let (agent, ua_for_hash) = if s.settings.record_user_agent {
+            (agent, ua)
+        } else {
+            (Agent::unknown(), "")
+        };
+        let address = s.address.to_string();
+        let Some(salt) = salts.get(&utc_day(s.at.unix_timestamp())) else {
+            continue;
+        };
+        let referrer = if s.settings.record_referrer {
+            s.referer
+                .as_deref()
+                .and_then(qrlp_tracking::agent::referrer_domain)
+        } else {
+            None
+        };
+        scans.push(ScanRecord {
+            id: s.id,
+            qr_code_id: s.qr_code_id,
+            at: s.at,
+            visitor: visitor_hash(salt, &address, ua_for_hash),
+            address,
+            device: agent.device.as_str().to_string(),
+            os: agent.os,
+            browser: agent.browser,
+            referrer,
+            source: s.source,
+        });
+    }
+    (scans, bots)
+}
