@@ -1319,6 +1319,19 @@ fn api_keys_have_the_documented_shape() {
 }
 
 #[test]
+fn reused_password_memory_gives_the_same_answers() {
+    let mut work = qrlp_store::secret::PasswordWork::default();
+    let mine = work.hash("correct horse battery").expect("hash");
+    assert!(verify_password("correct horse battery", &mine));
+    assert!(!verify_password("wrong horse battery", &mine));
+    let theirs = hash_password("another password!").expect("hash");
+    assert!(work.verify("another password!", &theirs));
+    assert!(!work.verify("another password", &theirs));
+    assert!(work.verify("correct horse battery", &mine));
+    assert!(!work.verify("x", "not a phc string"));
+}
+
+#[test]
 fn passwords_verify() {
     let phc = hash_password("s3cret pass").expect("hash");
     assert!(phc.starts_with("$argon2id$"), "{phc}");

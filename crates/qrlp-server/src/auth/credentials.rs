@@ -188,7 +188,7 @@ pub struct Passwords {
     decoy: String,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut qrlp_store::secret::PasswordWork) + Send>;
 
 impl Passwords {
     /// How long a request waits for a hashing thread.
@@ -204,14 +204,18 @@ impl Passwords {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("qrlp-argon2-{i}"))
-                .spawn(move || loop {
-                    let job = {
-                        let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-                        rx.recv()
-                    };
-                    // The sender is gone with the `Passwords`: the thread ends.
-                    let Ok(job) = job else { return };
-                    job();
+                .spawn(move || {
+                    // This thread's argon2 memory, allocated once and reused.
+                    let mut work = qrlp_store::secret::PasswordWork::default();
+                    loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                            rx.recv()
+                        };
+                        // The sender is gone with the `Passwords`: the thread ends.
+                        let Ok(job) = job else { return };
+                        job(&mut work);
+                    }
                 });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
@@ -232,15 +236,15 @@ impl Passwords {
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut qrlp_store::secret::PasswordWork) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let slot = tokio::time::timeout(Self::WAIT, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(job());
+        let job: Job = Box::new(move |work| {
+            let _ = tx.send(job(work));
             // The slot frees when the work is done, even if the request went away.
             drop(slot);
         });
@@ -260,9 +264,7 @@ impl Passwords {
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.clone());
-        let ok = self
-            .run(move || qrlp_store::secret::verify_password(&password, &hash))
-            .await?;
+        let ok = self.run(move |work| work.verify(&password, &hash)).await?;
         Ok(ok && real)
     }
 
@@ -271,7 +273,7 @@ impl Passwords {
     /// # Errors
     /// 503 when every hashing thread stays busy.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.run(move || qrlp_store::secret::hash_password(&password))
+        self.run(move |work| work.hash(&password))
             .await?
             .map_err(crate::store_error)
     }
