@@ -1,4 +1,4 @@
-//! `qrlp migrate` and `qrlp admin bootstrap`: database commands that work with the server
+//! `qrlp migrate`, `qrlp admin bootstrap` and `qrlp admin set-plan`: database commands that work with the server
 //! stopped or running (SQLite's WAL and busy timeout let both share the file; PostgreSQL
 //! serialises the migrations itself).
 
@@ -87,6 +87,20 @@ pub struct AdminArgs {
 enum AdminCommand {
     /// Create an organization, its owner and an API key, and print the key once.
     Bootstrap(BootstrapArgs),
+    /// Change an organization's plan (operators only: the API refuses plan changes).
+    SetPlan(SetPlanArgs),
+}
+
+#[derive(Args, Debug)]
+struct SetPlanArgs {
+    /// The organization: its id or its name.
+    #[arg(value_name = "ORG")]
+    org: String,
+    /// The new plan.
+    #[arg(value_name = "PLAN", value_parser = ["free", "starter", "professional", "enterprise"])]
+    plan: String,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 #[derive(Args, Debug)]
@@ -113,7 +127,60 @@ struct BootstrapArgs {
 pub fn admin(args: AdminArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AdminCommand::Bootstrap(b) => bootstrap(b),
+        AdminCommand::SetPlan(a) => set_plan(a),
     }
+}
+
+/// `qrlp admin set-plan ORG PLAN`: one audited store change (`organization.update`, actor
+/// `system`).
+fn set_plan(args: SetPlanArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.storage.load() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let plan: Plan = args
+        .plan
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown plan {}", args.plan))?;
+    runtime()?.block_on(async {
+        let store = qrlp_store::Store::open(&qrlp_server::store_config(&config))
+            .await
+            .context("cannot open the database")?;
+        store.migrate().await.context("migration failed")?;
+        let found = match args.org.parse::<uuid::Uuid>() {
+            Ok(id) => match store.get_organization(id).await {
+                Ok(org) => Some(org),
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(anyhow::Error::new(e)),
+            },
+            Err(_) => store.find_organization_by_name(&args.org).await?,
+        };
+        let Some(org) = found else {
+            store.close().await;
+            eprintln!("error: no organization {:?}; nothing was changed", args.org);
+            return Ok(ExitCode::FAILURE);
+        };
+        let ctx = qrlp_store::AuditContext {
+            org_id: Some(org.id),
+            actor: qrlp_store::Actor::System,
+            ip: None,
+            user_agent: Some("qrlp admin set-plan".into()),
+            request_id: None,
+        };
+        let updated = store
+            .update_organization(&ctx, org.id, None, Some(plan))
+            .await;
+        store.close().await;
+        let updated = updated.context("set-plan failed; nothing was changed")?;
+        eprintln!(
+            "organization {:?} ({}): plan {} -> {}",
+            updated.name,
+            updated.id,
+            org.plan.as_str(),
+            updated.plan.as_str()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn bootstrap(args: BootstrapArgs) -> anyhow::Result<ExitCode> {

@@ -417,3 +417,40 @@ fn two_processes_sharing_redis_accept_exactly_the_plan_budget() {
     assert_eq!((accepted, refused), (100, 50));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Finding 3: plans came from request bodies. Now only an operator changes them.
+#[test]
+fn an_operator_changes_plans_with_admin_set_plan() {
+    let dir = temp_dir("plan");
+    let key = bootstrap_key(&dir, "Upgrade", "free");
+    let out = qrlp(&dir)
+        .args(["admin", "set-plan", "UPGRADE", "professional"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("free -> professional"));
+    let out = qrlp(&dir)
+        .args(["admin", "set-plan", "No Such Org", "enterprise"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let server = Server::start(&dir, &[]);
+    let (status, _, body) = server.call("GET", "/api/v1/users/me", Some(&key), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["organization"]["plan"], "professional");
+    let (_, _, body) = server.call(
+        "GET",
+        "/api/v1/audit?action=organization.update",
+        Some(&key),
+        None,
+    );
+    let audit = json(&body);
+    assert_eq!(audit["pagination"]["total"], 1, "{body}");
+    assert_eq!(audit["audit_logs"][0]["actor_type"], "system", "{body}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

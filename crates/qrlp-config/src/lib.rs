@@ -199,7 +199,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 1024,
-            keepalive_timeout_secs: 60,
+            keepalive_timeout_secs: 5,
         }
     }
 }

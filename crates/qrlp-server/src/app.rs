@@ -197,7 +197,9 @@ fn seed_qr_aliases() -> Router<AppState> {
 
 /// The OpenAPI document of the routes `config` enables.
 pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
-    api_routes(config).split_for_parts().1
+    let mut doc = api_routes(config).split_for_parts().1;
+    openapi::complete(&mut doc);
+    doc
 }
 
 /// The application for `state`.
@@ -209,7 +211,8 @@ pub fn app(state: AppState) -> Router {
 /// embedding; `extra` routes are not in the OpenAPI document.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config();
-    let (api, doc) = api_routes(config).split_for_parts();
+    let (api, mut doc) = api_routes(config).split_for_parts();
+    openapi::complete(&mut doc);
     let doc_json = Bytes::from(
         doc.to_pretty_json()
             .expect("the OpenAPI document serializes"),

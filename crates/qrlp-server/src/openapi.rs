@@ -75,3 +75,96 @@ pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
     );
     r
 }
+
+/// Completes the generated document with what holds for every operation rather than being
+/// written on each handler: the error answers the shared layers give (400 for a bad path or
+/// query, 401/403 on protected routes, 413/415 for bodies, 429 budgets, 503 timeouts and
+/// unavailable dependencies), and for each protected operation its permission as
+/// `x-permission` (and, in its description, the conditional rules), taken from
+/// [`crate::authz::ROUTE_PERMISSIONS`] and [`crate::authz::CONDITIONAL_RULES`], the one
+/// declaration the role matrix is also generated from.
+pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let is_api = path.starts_with("/api/") || path.starts_with("/v1/");
+        let with_path_params = path.contains('{');
+        let operations = [
+            ("GET", item.get.as_mut()),
+            ("PUT", item.put.as_mut()),
+            ("POST", item.post.as_mut()),
+            ("DELETE", item.delete.as_mut()),
+            ("PATCH", item.patch.as_mut()),
+        ];
+        for (method, op) in operations {
+            let Some(op) = op else { continue };
+            let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add = |code: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| error(description).into());
+            };
+            if is_api {
+                add("400", "Invalid input: a path, query or body field");
+                add("429", "Over a rate limit; see Retry-After");
+            }
+            if protected {
+                add("401", "No valid credentials");
+                add(
+                    "403",
+                    "The role, the key's scopes or the organization do not allow it",
+                );
+            }
+            if with_path_params && protected {
+                add("404", "Not found in your organization");
+            }
+            if op.request_body.is_some() {
+                add("413", "The body is larger than server.body_limit_bytes");
+                add("415", "The body is not application/json");
+            }
+            add(
+                "503",
+                "Unavailable: a dependency is down, the server is busy, or the request took longer than server.request_timeout_secs",
+            );
+            if let Some((_, _, permission)) = crate::authz::ROUTE_PERMISSIONS
+                .iter()
+                .find(|(m, p, _)| *m == method && p == path)
+            {
+                let rules: Vec<&str> = crate::authz::CONDITIONAL_RULES
+                    .iter()
+                    .filter(|(m, p, _)| *m == method && p == path)
+                    .map(|(_, _, r)| *r)
+                    .collect();
+                // One extension key only: the extensions map has no fixed order.
+                let ext = ExtensionsBuilder::new()
+                    .add("x-permission", permission.scope())
+                    .build();
+                let mut line = format!("Permission: `{}`.", permission.scope());
+                if !rules.is_empty() {
+                    line.push_str(&format!(" Also: {}.", rules.join("; ")));
+                }
+                op.description = Some(match op.description.take() {
+                    Some(d) if !d.is_empty() => format!("{d}\n\n{line}"),
+                    _ => line,
+                });
+                match op.extensions.as_mut() {
+                    Some(existing) => existing.merge(ext),
+                    None => op.extensions = Some(ext),
+                }
+            }
+        }
+    }
+}

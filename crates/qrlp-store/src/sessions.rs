@@ -85,8 +85,8 @@ impl Store {
         Ok(())
     }
 
-    /// Logs out: deletes the session with this token hash and writes `auth.logout` in the
-    /// same transaction. Returns the session's user, or `None` when there was no such
+    /// Logs out: deletes the session with this token hash (and the user's expired ones) and
+    /// writes `auth.logout` in the same transaction. Returns the session's user, or `None` when there was no such
     /// unexpired session (then nothing is written).
     pub async fn end_session(
         &self,
@@ -106,6 +106,12 @@ impl Store {
             };
             sqlx::query(sql::DELETE_SESSION)
                 .bind(&token_hash[..])
+                .execute(&mut *tx)
+                .await?;
+            // The user's other sessions that have expired go too.
+            sqlx::query(sql::PURGE_USER_SESSIONS)
+                .bind(user.id)
+                .bind(Ts(at))
                 .execute(&mut *tx)
                 .await?;
             let actor = AuditContext {

@@ -151,6 +151,8 @@ pub(crate) const FIND_SESSION: &str = concat!(
 );
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+pub(crate) const PURGE_USER_SESSIONS: &str =
+    "DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2";
 
 // audit
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_log \

@@ -178,66 +178,102 @@ pub fn api_key_of(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Password hashing and checking: argon2id (about 19 MiB and tens of milliseconds each) on
-/// the blocking pool, at most one job per core at a time. A request that cannot get a slot
-/// within [`Passwords::WAIT`] is answered 503 `UNAVAILABLE` with `Retry-After`, so a login
-/// flood costs a bounded amount of memory instead of one argon2 job per blocking thread.
+/// a few threads of its own, one per core, never on the shared blocking pool. A request
+/// that cannot get a thread within [`Passwords::WAIT`] is answered 503 `UNAVAILABLE` with
+/// `Retry-After`, so a login flood costs a bounded amount of memory: a blocking pool of up
+/// to 512 threads would let the allocator keep one 19 MiB arena per thread.
 pub struct Passwords {
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
     decoy: String,
 }
 
+type Job = Box<dyn FnOnce(&mut qrlp_store::secret::PasswordWork) + Send>;
+
 impl Passwords {
-    /// How long a request waits for a hashing slot.
+    /// How long a request waits for a hashing thread.
     pub const WAIT: Duration = Duration::from_secs(2);
 
-    /// `slots` concurrent jobs (at least 1). Computes the decoy hash now, so that the first
-    /// login with an unknown email costs what every other costs.
-    pub fn new(slots: usize) -> Passwords {
+    /// `threads` hashing threads (at least 1). Computes the decoy hash now, so that the
+    /// first login with an unknown email costs what every other costs.
+    pub fn new(threads: usize) -> Passwords {
+        let threads = threads.max(1);
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("qrlp-argon2-{i}"))
+                .spawn(move || {
+                    // This thread's argon2 memory, allocated once and reused.
+                    let mut work = qrlp_store::secret::PasswordWork::default();
+                    loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                            rx.recv()
+                        };
+                        // The sender is gone with the `Passwords`: the thread ends.
+                        let Ok(job) = job else { return };
+                        job(&mut work);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
         Passwords {
-            slots: tokio::sync::Semaphore::new(slots.max(1)),
+            slots: Arc::new(tokio::sync::Semaphore::new(threads)),
+            jobs: std::sync::Mutex::new(tx),
             decoy: qrlp_store::secret::hash_password("decoy password that matches nothing")
                 .unwrap_or_default(),
         }
     }
 
-    /// One slot per available core.
+    /// One thread per available core.
     pub fn per_core() -> Passwords {
         Passwords::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut qrlp_store::secret::PasswordWork) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _slot = tokio::time::timeout(Self::WAIT, self.slots.acquire())
+        let slot = tokio::time::timeout(Self::WAIT, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(ApiError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |work| {
+            let _ = tx.send(job(work));
+            // The slot frees when the work is done, even if the request went away.
+            drop(slot);
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| busy())?;
+        rx.await.map_err(|_| busy())
     }
 
     /// Whether `password` matches the PHC string `hash`; with `None` (no such user, or no
     /// password) it checks against the decoy, so both take the same time, and answers false.
     ///
     /// # Errors
-    /// 503 when every hashing slot stays busy.
+    /// 503 when every hashing thread stays busy.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.clone());
-        let ok = self
-            .run(move || qrlp_store::secret::verify_password(&password, &hash))
-            .await?;
+        let ok = self.run(move |work| work.verify(&password, &hash)).await?;
         Ok(ok && real)
     }
 
     /// The argon2id PHC string of `password`.
     ///
     /// # Errors
-    /// 503 when every hashing slot stays busy.
+    /// 503 when every hashing thread stays busy.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.run(move || qrlp_store::secret::hash_password(&password))
+        self.run(move |work| work.hash(&password))
             .await?
             .map_err(crate::store_error)
     }

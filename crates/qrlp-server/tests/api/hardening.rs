@@ -799,3 +799,46 @@ async fn finding_2_with_mail_the_invitation_arrives_by_mail_and_works_once() {
     p.login("invitee@mail.example", "a fresh password!").await;
     sink.child.kill().await.ok();
 }
+
+/// Finding 10: the role matrix was declared twice and only half-checked. Every operation of
+/// `ROUTE_PERMISSIONS` (the table the OpenAPI `x-permission` and the docs' matrix come from)
+/// must enforce exactly that permission: a key holding every scope but that one gets 403
+/// naming it, and the document says the same.
+#[tokio::test]
+async fn finding_10_every_route_enforces_the_permission_it_declares() {
+    use qrlp_server::authz::{Permission, ROUTE_PERMISSIONS};
+    let p = Platform::start().await;
+    let org = p.bootstrap("Declared", Plan::Enterprise).await;
+    let doc = serde_json::to_value(qrlp_server::app::openapi(&Config::default())).unwrap();
+    let any = "0190a000-0000-7000-8000-000000000000";
+    for (method, path, permission) in ROUTE_PERMISSIONS {
+        assert_eq!(
+            doc["paths"][path][method.to_lowercase()]["x-permission"],
+            permission.scope(),
+            "{method} {path}"
+        );
+        if *permission == Permission::Authenticated {
+            continue;
+        }
+        let others: Vec<&str> = Permission::ALL
+            .iter()
+            .filter(|q| *q != permission && **q != Permission::Authenticated)
+            .map(|q| q.scope())
+            .collect();
+        let key = p.key_with(&org, &others).await;
+        let url = path
+            .replace("{org_id}", &org.id)
+            .replace("{user_id}", any)
+            .replace("{key_id}", any)
+            .replace("{invitation_id}", any);
+        let r = p
+            .call(method.parse().unwrap(), &url, Some(&key), Some(json!({})))
+            .await;
+        let e = error_body(r, 403).await;
+        assert_eq!(
+            e["details"]["required"],
+            permission.scope(),
+            "{method} {path}: {e}"
+        );
+    }
+}
