@@ -62,7 +62,7 @@ crash() { # backend port rport
         node scripts/ci/seed003/crash_client.js &
     local client=$!
     pids+=("$client")
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 2400); do
         p=$(cat "$dir/progress" 2>/dev/null || true)
         [ "${p:-0}" -ge 500 ] 2>/dev/null && break
         sleep 0.05

@@ -427,7 +427,7 @@ macro_rules! scan_in_tx {
 }
 
 /// Starts the SQLite scan writer: it takes the scans waiting (up to [`MAX_GROUP`]), runs
-/// each in a savepoint of one `BEGIN IMMEDIATE` transaction, commits once, then answers.
+/// them in one `BEGIN IMMEDIATE` transaction, commits once, then answers.
 /// It ends when the store (the queue's sender) is dropped.
 fn spawn_scan_writer(pool: sqlx::SqlitePool) -> ScanQueue {
     let (sender, mut queue) = tokio::sync::mpsc::channel::<(ScanJob, ScanReply)>(4 * MAX_GROUP);
@@ -453,8 +453,10 @@ fn spawn_scan_writer(pool: sqlx::SqlitePool) -> ScanQueue {
     sender
 }
 
-/// Runs `group` in one transaction; a scan that fails is rolled back to its savepoint and
-/// answered with its error, the others are committed.
+/// Runs `group` in one transaction and commits once. An unknown chain is answered
+/// `NotFound` before anything was written, so the group goes on; any other error may
+/// follow writes, so the whole group is rolled back and each scan runs again in its own
+/// transaction (rare: the database itself failed).
 async fn scan_group(
     pool: &sqlx::SqlitePool,
     group: &[(ScanJob, ScanReply)],
@@ -462,15 +464,34 @@ async fn scan_group(
     let mut tx = pool.begin_with(crate::sql::SQLITE.begin).await?;
     let mut results = Vec::with_capacity(group.len());
     for (job, _) in group {
-        sqlx::query("SAVEPOINT scan").execute(&mut *tx).await?;
         let result = scan_in_tx!(tx, job, SELECT_FOR_SCAN_SQLITE);
-        if result.is_err() {
-            sqlx::query("ROLLBACK TO scan").execute(&mut *tx).await?;
+        match result {
+            Ok(_) | Err(StoreError::NotFound) => results.push(result),
+            Err(_) => {
+                tx.rollback().await?;
+                return scan_one_by_one(pool, group).await;
+            }
         }
-        sqlx::query("RELEASE scan").execute(&mut *tx).await?;
-        results.push(result);
     }
     tx.commit().await?;
+    Ok(results)
+}
+
+async fn scan_one_by_one(
+    pool: &sqlx::SqlitePool,
+    group: &[(ScanJob, ScanReply)],
+) -> Result<Vec<Result<ScanOutcome, StoreError>>, StoreError> {
+    let mut results = Vec::with_capacity(group.len());
+    for (job, _) in group {
+        let mut tx = pool.begin_with(crate::sql::SQLITE.begin).await?;
+        let result = scan_in_tx!(tx, job, SELECT_FOR_SCAN_SQLITE);
+        if result.is_ok() {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        results.push(result);
+    }
     Ok(results)
 }
 
@@ -668,8 +689,8 @@ impl Store {
     /// and writes the events. Every attempt is recorded.
     ///
     /// On SQLite, scans are committed in groups by one writer task (group commit): the
-    /// scans waiting when a transaction starts share it, each inside a savepoint, and all
-    /// are answered after the one commit (`synchronous=FULL`), so an answered scan is
+    /// scans waiting when a transaction starts share it, and all are answered after the
+    /// one commit (`synchronous=FULL`), so an answered scan is
     /// durable and writers never queue on SQLite's busy handler. On PostgreSQL each scan is
     /// its own transaction holding the chain's row lock.
     pub async fn scan_chain(

@@ -53,6 +53,14 @@ fn fill_random(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random source failed");
 }
 
+/// 32 bytes from the operating system's random source (for secrets made elsewhere, such as
+/// webhook signing secrets).
+pub fn random_32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    fill_random(&mut b);
+    b
+}
+
 /// `n` uniformly random base62 characters (rejection sampling, no modulo bias).
 fn random_base62(n: usize) -> String {
     let mut out = String::with_capacity(n);

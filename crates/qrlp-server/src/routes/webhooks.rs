@@ -277,13 +277,7 @@ fn valid_description(d: Option<String>) -> Result<Option<String>, ApiError> {
 }
 
 fn new_secret() -> Secret {
-    let mut bytes = [0u8; 32];
-    let a = uuid::Uuid::new_v4().into_bytes();
-    let b = uuid::Uuid::new_v4().into_bytes();
-    bytes[..16].copy_from_slice(&a);
-    bytes[16..].copy_from_slice(&b);
-    // Eight bits of each v4 uuid are fixed; 244 random bits remain, from the OS's CSPRNG.
-    Secret::from_random(bytes)
+    Secret::from_random(qrlp_store::secret::random_32())
 }
 
 /// List the organization's webhook endpoints.
