@@ -3,10 +3,9 @@
 //! handler declares.
 
 use std::marker::PhantomData;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use qrlp_store::{Actor, ApiKey, AuditContext, Organization, Role, Session, User};
@@ -104,24 +103,6 @@ impl RequestMeta {
             user_agent: self.user_agent.clone(),
             request_id: self.request_id.clone(),
         }
-    }
-}
-
-/// Extractor: the TCP peer's address, when the server was started with connect info.
-/// Behind a reverse proxy this is the proxy: use [`ClientInfo`] for the client.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
     }
 }
 

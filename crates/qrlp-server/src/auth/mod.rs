@@ -32,7 +32,7 @@ pub mod credentials;
 pub mod middleware;
 pub mod org;
 
-pub use context::{Auth, AuthContext, KeyPrincipal, OrgContext, PeerAddr, Principal, RequestMeta};
+pub use context::{Auth, AuthContext, KeyPrincipal, OrgContext, Principal, RequestMeta};
 pub use cookies::{cookie, session_cookie, SESSION_COOKIE};
 pub use credentials::{api_key_of, session_hash, Authenticator, Passwords};
 pub use middleware::authenticate;

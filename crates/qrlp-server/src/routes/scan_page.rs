@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use qrlp_store::{ScanSource, ScanVerdict, StoreError};
 
-use crate::auth::PeerAddr;
+use crate::client::ClientInfo;
 use crate::limits;
 use crate::routes::chains::chain_id;
 use crate::state::AppState;
@@ -110,7 +110,7 @@ pub async fn page(
 pub async fn submit(
     State(state): State<AppState>,
     Path((chain, value)): Path<(String, String)>,
-    PeerAddr(peer): PeerAddr,
+    client: ClientInfo,
     headers: HeaderMap,
 ) -> Response {
     let Ok(id) = chain_id(&chain) else {
@@ -118,7 +118,7 @@ pub async fn submit(
     };
     let source = ScanSource {
         scanned_by: Some("public".into()),
-        ip_address: peer.map(|p| p.ip().to_canonical().to_string()),
+        ip_address: client.ip.map(|ip| ip.to_canonical().to_string()),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

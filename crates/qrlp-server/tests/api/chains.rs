@@ -1034,3 +1034,50 @@ async fn scan_page_never_mutates_on_get_and_scans_on_post() {
     assert_eq!(scans["scans"][1]["scannedBy"], "public");
     env.stop().await;
 }
+
+/// Behind a trusted proxy the public scan page records the client the proxy names, the same
+/// derived address as every other route, not the proxy.
+#[tokio::test]
+async fn scan_page_records_the_client_behind_a_trusted_proxy() {
+    let mut config = Config::default();
+    config.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+    let env = Env::start(Backend::Sqlite, config).await;
+    let id = env
+        .json(
+            Method::POST,
+            "/api/v1/chains",
+            Some(json!({"name": "Gate", "chainLength": 10})),
+            201,
+        )
+        .await["chainId"]
+        .as_i64()
+        .unwrap();
+    let cur = env
+        .json(
+            Method::GET,
+            &format!("/api/v1/chains/{id}/current"),
+            None,
+            200,
+        )
+        .await;
+    let page = format!("/s/{id}/{}", cur["hashValue"].as_str().unwrap());
+    let r = env
+        .app
+        .client
+        .post(env.app.url(&page))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let scans = env
+        .json(
+            Method::GET,
+            &format!("/api/v1/chains/{id}/scans"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(scans["scans"][0]["ipAddress"], "203.0.113.9", "{scans}");
+    env.stop().await;
+}
