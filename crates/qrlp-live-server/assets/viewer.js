@@ -11,6 +11,7 @@
   var form = document.getElementById("user-form");
   var input = document.getElementById("user-text");
   var msg = document.getElementById("user-msg");
+  if (cfg.user_text === false) form.hidden = true;
   var params = new URLSearchParams(location.search);
   if (params.get("bg")) {
     var bg = params.get("bg");

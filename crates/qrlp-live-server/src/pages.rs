@@ -28,6 +28,8 @@ pub struct PageContext {
     pub viewer: String,
     /// The verify page's path.
     pub verify: String,
+    /// Whether the viewer offers to set the user text (not on public channel pages).
+    pub user_text: bool,
 }
 
 impl PageContext {
@@ -40,6 +42,7 @@ impl PageContext {
             auth: json!({}),
             viewer: "/".into(),
             verify: "/verify".into(),
+            user_text: true,
         }
     }
 
@@ -49,6 +52,7 @@ impl PageContext {
             "namespace": self.namespace,
             "socket_path": "/socket.io/",
             "auth": self.auth,
+            "user_text": self.user_text,
         })
         .to_string()
         // Inside <script>: no way to close the element from the data.

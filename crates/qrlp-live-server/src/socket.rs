@@ -23,14 +23,20 @@ pub fn on_connect<A: Adapter>(
     room: Option<String>,
 ) -> impl Fn(SocketRef<A>) -> std::future::Ready<()> + Clone + Send + Sync + 'static {
     move |s: SocketRef<A>| {
-        attach(&s, Arc::clone(&channel), room.clone());
+        attach(&s, Arc::clone(&channel), room.clone(), true);
         std::future::ready(())
     }
 }
 
 /// Wires one connected socket to `channel`: counts it, sends it the current frame, and
-/// handles its events.
-pub fn attach<A: Adapter>(s: &SocketRef<A>, channel: Arc<LiveChannel>, room: Option<String>) {
+/// handles its events. Without `allow_user_data` (a public connection to an organization's
+/// channel), `update_user_data` answers `user_data_error`.
+pub fn attach<A: Adapter>(
+    s: &SocketRef<A>,
+    channel: Arc<LiveChannel>,
+    room: Option<String>,
+    allow_user_data: bool,
+) {
     channel.connected();
     if let Some(room) = &room {
         s.join(room.clone());
@@ -60,13 +66,16 @@ pub fn attach<A: Adapter>(s: &SocketRef<A>, channel: Arc<LiveChannel>, room: Opt
         "update_user_data",
         move |s: SocketRef<A>, TryData(data): TryData<Value>| {
             let result = match data {
-                Ok(v) => ch.set_user_text(&v),
-                Err(_) => Err(UserTextError::Invalid),
+                _ if !allow_user_data => {
+                    Err("User data can only be set with an API key (live:write)".to_string())
+                }
+                Ok(v) => ch.set_user_text(&v).map_err(|e| e.to_string()),
+                Err(_) => Err(UserTextError::Invalid.to_string()),
             };
             async move {
                 // Success is announced by the channel's event to every client.
                 if let Err(e) = result {
-                    let _ = s.emit("user_data_error", &json!({ "error": e.to_string() }));
+                    let _ = s.emit("user_data_error", &json!({ "error": e }));
                 }
             }
         },

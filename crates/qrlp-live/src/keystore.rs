@@ -104,8 +104,9 @@ pub struct KeyGeneration {
 pub struct KeyStore {
     path: PathBuf,
     generations: Vec<KeyGeneration>,
-    /// Loaded from a PKCS#8 PEM private key: one generation, never written back.
-    pem: bool,
+    /// Kept outside an identity file (a PKCS#8 PEM key, a database row): never written
+    /// back, never rotated.
+    external: bool,
 }
 
 impl KeyStore {
@@ -139,7 +140,7 @@ impl KeyStore {
                         created_ms: now_ms,
                         not_after_ms: None,
                     }],
-                    pem: false,
+                    external: false,
                 };
                 store.save()?;
                 return Ok(store);
@@ -151,7 +152,7 @@ impl KeyStore {
                 })
             }
         };
-        if post_quantum && store.pem {
+        if post_quantum && store.external {
             return Err(KeyStoreError::Invalid {
                 path: path.to_owned(),
                 message: "a PKCS#8 PEM identity holds only an Ed25519 key: use the ed25519 suite"
@@ -228,7 +229,7 @@ impl KeyStore {
         Ok(KeyStore {
             path: path.to_owned(),
             generations,
-            pem: false,
+            external: false,
         })
     }
 
@@ -250,14 +251,28 @@ impl KeyStore {
                 created_ms: 0,
                 not_after_ms: None,
             }],
-            pem: true,
+            external: true,
         })
     }
 
-    /// Whether the identity came from a PKCS#8 PEM key file (which is never rewritten, so
-    /// it cannot be rotated).
-    pub fn is_pem(&self) -> bool {
-        self.pem
+    /// A key store of one identity kept elsewhere (a database row): never written to a file,
+    /// never rotated here. `label` names it in messages.
+    pub fn in_memory(label: &str, identity: SigningIdentity, created_ms: u64) -> KeyStore {
+        KeyStore {
+            path: PathBuf::from(label),
+            generations: vec![KeyGeneration {
+                identity: Arc::new(identity),
+                created_ms,
+                not_after_ms: None,
+            }],
+            external: true,
+        }
+    }
+
+    /// Whether the identity is kept outside an identity file (a PKCS#8 PEM key file or a
+    /// database row): never rewritten, so it cannot be rotated here.
+    pub fn is_external(&self) -> bool {
+        self.external
     }
 
     /// The current identity (the newest generation).
@@ -301,7 +316,7 @@ impl KeyStore {
         post_quantum: bool,
         rng: &mut R,
     ) -> Result<(), KeyStoreError> {
-        if self.pem {
+        if self.external {
             return Err(KeyStoreError::Invalid {
                 path: self.path.clone(),
                 message: "a PKCS#8 PEM key cannot be rotated here: make a new key file".into(),

@@ -32,7 +32,7 @@ fn a_pkcs8_pem_key_is_an_identity() {
     let dir = temp_dir("ok");
     let p = write_private(&dir, "my-key.pem", RFC8410_PEM);
     let mut store = KeyStore::load_or_generate(&p, false, 1_000).unwrap();
-    assert!(store.is_pem());
+    assert!(store.is_external());
     assert_eq!(store.generations().len(), 1);
     // The secret of RFC 8410's example.
     let seed: [u8; 32] = [

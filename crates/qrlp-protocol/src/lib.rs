@@ -273,7 +273,7 @@ impl QrLiveProtocol {
         };
         let days = u64::from(config.security.key_rotation_days);
         // A PEM key file is the operator's own: never rewritten, so never rotated here.
-        if days > 0 && !key_store.is_pem() {
+        if days > 0 && !key_store.is_external() {
             let newest = key_store.generations().last().map_or(0, |g| g.created_ms);
             let now = now_ms();
             if newest.saturating_add(days * 86_400_000) <= now {

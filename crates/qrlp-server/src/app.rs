@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
-use crate::routes::{api_keys, audit, health, orgs, qr, session, users};
+use crate::routes::{api_keys, audit, health, live, orgs, qr, session, users};
 use crate::state::AppState;
 use crate::{auth, error, limits, metrics, middleware, openapi};
 
@@ -44,6 +44,19 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(live::list_channels, live::create_channel))
+        .routes(routes!(
+            live::get_channel,
+            live::update_channel,
+            live::delete_channel
+        ))
+        .routes(routes!(live::channel_status))
+        .routes(routes!(live::channel_current))
+        .routes(routes!(live::channel_verify))
+        .routes(routes!(
+            live::channel_get_user_data,
+            live::channel_post_user_data
+        ))
         .route_layer(axum::middleware::from_fn(auth::authenticate));
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
@@ -110,12 +123,15 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
 
     let mut router = api
         .merge(seed_org_aliases())
+        .merge(live::public_routes())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(Extension(OpenApiJson(doc_json)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));
+    // Socket.IO of the live channels (`/socket.io/`, namespace `/live`).
+    router = router.layer(state.live().layer());
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);
     }

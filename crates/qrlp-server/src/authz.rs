@@ -37,11 +37,15 @@ pub enum Permission {
     ApiKeysWrite,
     /// Read the audit log.
     AuditRead,
+    /// See live channels, their frames and status; verify their frames.
+    LiveRead,
+    /// Create, change and delete live channels; set their user text.
+    LiveWrite,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -51,6 +55,8 @@ impl Permission {
         Permission::ApiKeysRead,
         Permission::ApiKeysWrite,
         Permission::AuditRead,
+        Permission::LiveRead,
+        Permission::LiveWrite,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -65,6 +71,8 @@ impl Permission {
             Permission::ApiKeysRead => "api_keys:read",
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
+            Permission::LiveRead => "live:read",
+            Permission::LiveWrite => "live:write",
         }
     }
 
@@ -79,6 +87,8 @@ impl Permission {
             Permission::Authenticated | Permission::OrganizationRead | Permission::MembersRead => {
                 Role::Viewer
             }
+            Permission::LiveRead => Role::Viewer,
+            Permission::LiveWrite => Role::Member,
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
@@ -175,6 +185,10 @@ requirements! {
     ApiKeysWrite => ApiKeysWrite;
     /// [`Permission::AuditRead`].
     AuditRead => AuditRead;
+    /// [`Permission::LiveRead`].
+    LiveRead => LiveRead;
+    /// [`Permission::LiveWrite`].
+    LiveWrite => LiveWrite;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -230,6 +244,48 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         Permission::ApiKeysWrite,
     ),
     ("GET", "/api/v1/audit", Permission::AuditRead),
+    ("GET", "/api/v1/live/channels", Permission::LiveRead),
+    ("POST", "/api/v1/live/channels", Permission::LiveWrite),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}",
+        Permission::LiveRead,
+    ),
+    (
+        "PATCH",
+        "/api/v1/live/channels/{channel_id}",
+        Permission::LiveWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/live/channels/{channel_id}",
+        Permission::LiveWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}/status",
+        Permission::LiveRead,
+    ),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}/qr/current",
+        Permission::LiveRead,
+    ),
+    (
+        "POST",
+        "/api/v1/live/channels/{channel_id}/verify",
+        Permission::LiveRead,
+    ),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}/user-data",
+        Permission::LiveRead,
+    ),
+    (
+        "POST",
+        "/api/v1/live/channels/{channel_id}/user-data",
+        Permission::LiveWrite,
+    ),
 ];
 
 /// The role matrix as a Markdown table: one row per permission, one column per role.

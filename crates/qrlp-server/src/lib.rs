@@ -32,6 +32,7 @@ pub mod authz;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

@@ -301,7 +301,9 @@ fn resident_memory_bytes() -> Option<u64> {
     )
 )]
 pub async fn metrics_handler(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics().render().into_response();
+    let mut text = state.metrics().render();
+    state.live().write_metrics(&mut text);
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -69,6 +69,11 @@ impl Server {
         let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
         let store = open_store(&config).await?;
         let state = AppState::new(config, store)?;
+        match state.live().load(state.store()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(channels = n, "live channels started"),
+            Err(e) => tracing::error!(error = %e, "live channels could not be started"),
+        }
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;

@@ -25,6 +25,7 @@ struct Inner {
     store: Store,
     auth: Authenticator,
     limiter: Option<Limiter>,
+    live: crate::live::LiveChannels,
 }
 
 /// Why the state could not be built.
@@ -50,8 +51,10 @@ impl AppState {
             store.clone(),
             Duration::from_millis(config.auth.key_cache_ttl_ms),
         );
+        let live = crate::live::LiveChannels::new(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
+                live,
                 config,
                 metrics: Metrics::default(),
                 readiness,
@@ -85,6 +88,11 @@ impl AppState {
     /// Credential checks.
     pub fn auth(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    /// The organizations' live channels served by this process.
+    pub fn live(&self) -> &crate::live::LiveChannels {
+        &self.inner.live
     }
 
     /// The rate limiter, unless limits are off.

@@ -31,6 +31,7 @@ mod audit;
 mod bootstrap;
 mod db;
 pub mod error;
+mod live_channels;
 mod members;
 pub mod model;
 mod organizations;
@@ -54,6 +55,7 @@ use sqlx::sqlite::{
 };
 
 pub use error::StoreError;
+pub use live_channels::{valid_live_settings, LiveChannelPatch, LiveChannelRecord};
 pub use model::*;
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
 

@@ -5,6 +5,7 @@
 mod common;
 mod envelope;
 mod lifecycle;
+mod live;
 mod openapi;
 mod platform;
 mod qr;
