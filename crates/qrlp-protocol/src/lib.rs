@@ -539,6 +539,14 @@ impl QrLiveProtocol {
             .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    /// Makes the next sequence number at least `floor` (a node taking over a channel from
+    /// another continues after the last number that one issued).
+    pub fn raise_sequence(&self, floor: u64) {
+        self.inner
+            .sequence
+            .fetch_max(floor.saturating_sub(1), Ordering::AcqRel);
+    }
+
     /// The latest live update, if any.
     pub fn current(&self) -> Option<Arc<LiveUpdate>> {
         lock(&self.inner.live.current).clone()

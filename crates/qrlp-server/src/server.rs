@@ -74,6 +74,7 @@ impl Server {
             Ok(n) => tracing::info!(channels = n, "live channels started"),
             Err(e) => tracing::error!(error = %e, "live channels could not be started"),
         }
+        state.live().watch(state.store().clone());
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;

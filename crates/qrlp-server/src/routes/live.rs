@@ -449,7 +449,11 @@ pub async fn channel_post_user_data(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let ch = channel_of(&state, auth.org()?.organization.id, id)?;
-    Ok(rest::post_user_data(&ch, &body, &req_id()))
+    let response = rest::post_user_data(&ch, &body, &req_id());
+    if response.status().is_success() {
+        state.live().share_user_text(id, ch.user_text());
+    }
+    Ok(response)
 }
 
 /// Public routes of channels, by token: pages and read-only routes.
