@@ -64,6 +64,14 @@ kill_ms=$(python3 -c 'import time; print(int(time.time()*1000))')
 kill -9 "$pid_a"
 echo "node A (pid $pid_a) killed with -9 at $kill_ms; frames made so far: A=${gen_a:-?} B=${gen_b:-?}"
 wait "$client" || true
+# A frame of the channel verifies offline with qrlp verify and the channel's published keys.
+curl -sf "http://127.0.0.1:$port_b/live/$token/.well-known/qrlp-keys.json" >"$work/keys.json"
+frame=$(curl -sf "http://127.0.0.1:$port_b/live/$token/api/qr/current" | python3 -c 'import json,sys; print(json.load(sys.stdin)["frame"])')
+if "$QRLP_BIN" verify --keys "$work/keys.json" "$frame"; then
+    echo "ok   a channel frame verifies offline with qrlp verify --keys (the channel's key set)"
+else
+    echo "FAIL qrlp verify --keys refused a channel frame"; exit 1
+fi
 after_b=$(frames_metric "$port_b")
 
 python3 - "$work/client.log" "$kill_ms" "$interval" "${gen_a:-0}" "${gen_b:-0}" "${after_b:-0}" <<'PY'
