@@ -384,12 +384,14 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0";
 
     /// Raises the channel's last sequence number, then publishes the frame: only while
-    /// holding the lease, so a node that lost it cannot interleave an older number.
+    /// holding the lease, so a node that lost it cannot interleave an older number. The
+    /// number is kept a day; after that, sequence numbers (Unix milliseconds at least)
+    /// are still ahead of it.
     const PUBLISH: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tonumber(ARGV[2]) <= cur then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', 86400000)
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1";
 
