@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
-use crate::routes::{api_keys, audit, health, live, orgs, qr, session, users};
+use crate::routes::{api_keys, audit, health, invitations, live, orgs, qr, session, users};
 use crate::state::AppState;
 use crate::{auth, error, limits, metrics, middleware, openapi};
 
@@ -31,7 +31,7 @@ use crate::{auth, error, limits, metrics, middleware, openapi};
 pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(users::me))
-        .routes(routes!(users::create_user))
+        .routes(routes!(invitations::create_user))
         .routes(routes!(users::get_user))
         .routes(routes!(orgs::list_organizations, orgs::create_organization))
         .routes(routes!(
@@ -39,7 +39,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
             orgs::update_organization,
             orgs::put_organization
         ))
-        .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(orgs::list_members, invitations::add_member))
+        .routes(routes!(invitations::list_invitations))
+        .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(orgs::change_role, orgs::remove_member))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
@@ -61,6 +63,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
+        .routes(routes!(invitations::redeem))
+        .routes(routes!(invitations::forgot_password))
+        .routes(routes!(invitations::reset_password))
         .route_layer(axum::middleware::from_fn(limits::per_address));
     let mut qr_routes = OpenApiRouter::new().routes(routes!(qr::post_qr, qr::get_qr));
     if config.rate_limit.ip_limit_qr {
@@ -73,10 +78,21 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .merge(protected)
         .merge(by_address)
         .routes(routes!(openapi::openapi_json));
-    if config.metrics.enabled {
+    // Off the public router unless a bearer token guards it (`metrics.listen` serves it
+    // on an address of its own instead).
+    if config.metrics.enabled && !config.metrics.token.is_empty() {
         r = r.routes(routes!(metrics::metrics_handler));
     }
     r
+}
+
+/// The application of the separate metrics listener (`metrics.listen`): `GET /metrics`
+/// without a token, nothing else.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics_text))
+        .fallback(error::not_found)
+        .with_state(state)
 }
 
 /// Seed 004's organization paths, `/api/organizations/{org_id}/...`: the same handlers as
@@ -91,7 +107,7 @@ fn seed_org_aliases() -> Router<AppState> {
         )
         .route(
             "/api/organizations/{org_id}/members",
-            get(orgs::list_members).post(orgs::add_member),
+            get(orgs::list_members).post(invitations::add_member),
         )
         .route(
             "/api/organizations/{org_id}/members/{user_id}",
@@ -121,12 +137,16 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     );
     let limit = usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX);
 
+    let timeout = Duration::from_secs(config.server.request_timeout_secs);
     let mut router = api
         .merge(seed_org_aliases())
         .merge(live::public_routes())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            middleware::request_timeout(timeout, req, next)
+        }))
         .layer(Extension(OpenApiJson(doc_json)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));

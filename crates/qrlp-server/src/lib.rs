@@ -29,11 +29,13 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod live;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

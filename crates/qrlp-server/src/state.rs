@@ -8,7 +8,9 @@ use qrlp_config::Config;
 use qrlp_ratelimit::Limiter;
 use qrlp_store::Store;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Passwords};
+use crate::client::TrustedProxies;
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -25,6 +27,9 @@ struct Inner {
     store: Store,
     auth: Authenticator,
     limiter: Option<Limiter>,
+    trusted_proxies: TrustedProxies,
+    passwords: Passwords,
+    mailer: Option<Mailer>,
     live: crate::live::LiveChannels,
 }
 
@@ -37,14 +42,26 @@ pub enum StateError {
     /// The rate limiter could not be set up.
     #[error("rate limiter: {0}")]
     Limiter(#[from] qrlp_ratelimit::LimitError),
+    /// `server.trusted_proxies` holds something that is not a CIDR block.
+    #[error("server.trusted_proxies: {0}")]
+    TrustedProxies(String),
+    /// The mail settings cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 impl AppState {
-    /// State for a validated configuration and an opened, migrated store.
+    /// State for a validated configuration and an opened, migrated store. Computes the
+    /// decoy password hash (tens of milliseconds): call it off the async threads, or accept
+    /// that pause once at start.
     ///
     /// # Errors
-    /// When the Redis URL cannot be used.
+    /// When the Redis URL, the trusted proxies or the mail settings cannot be used.
     pub fn new(config: Config, store: Store) -> Result<AppState, StateError> {
+        let trusted_proxies = TrustedProxies::parse(&config.server.trusted_proxies)
+            .map_err(StateError::TrustedProxies)?;
+        let mailer = Mailer::from_config(&config.mail)?;
+        let passwords = Passwords::per_core();
         let readiness = Readiness::new(&config.redis, store.clone())?;
         let limiter = crate::limits::limiter(&config)?;
         let auth = Authenticator::new(
@@ -61,6 +78,9 @@ impl AppState {
                 store,
                 auth,
                 limiter,
+                trusted_proxies,
+                passwords,
+                mailer,
             }),
         })
     }
@@ -88,6 +108,21 @@ impl AppState {
     /// Credential checks.
     pub fn auth(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    /// The reverse proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
+    }
+
+    /// Password hashing, bounded to one job per core.
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    /// The SMTP mailer, when `mail.smtp_url` is set.
+    pub fn mailer(&self) -> Option<&Mailer> {
+        self.inner.mailer.as_ref()
     }
 
     /// The organizations' live channels served by this process.

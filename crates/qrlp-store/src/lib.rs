@@ -31,6 +31,7 @@ mod audit;
 mod bootstrap;
 mod db;
 pub mod error;
+mod invitations;
 mod live_channels;
 mod members;
 pub mod model;

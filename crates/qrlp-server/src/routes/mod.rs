@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod health;
+pub mod invitations;
 pub mod live;
 pub mod orgs;
 pub mod qr;

@@ -4,6 +4,7 @@
 
 mod common;
 mod envelope;
+mod hardening;
 mod lifecycle;
 mod live;
 mod openapi;
