@@ -10,6 +10,7 @@ mod config_init;
 mod encode;
 mod generate;
 mod keys;
+mod live;
 mod serve;
 mod symbol_args;
 mod verify;
@@ -42,6 +43,11 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// The issuer's keys: `export` the public key set, `list`, `rotate`.
     Keys(keys::KeysArgs),
+    /// Serve a live QR code that changes every few seconds: viewer, stream view, verify
+    /// page, REST and Socket.IO.
+    Live(live::LiveArgs),
+    /// Ask a running live server for its status; exit 1 when none answers.
+    Status(live::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Live(args) => live::run(args),
+        Command::Status(args) => live::status(args),
     };
     match result {
         Ok(code) => code,

@@ -104,6 +104,9 @@ pub struct KeyGeneration {
 pub struct KeyStore {
     path: PathBuf,
     generations: Vec<KeyGeneration>,
+    /// Kept outside an identity file (a PKCS#8 PEM key, a database row): never written
+    /// back, never rotated.
+    external: bool,
 }
 
 impl KeyStore {
@@ -137,6 +140,7 @@ impl KeyStore {
                         created_ms: now_ms,
                         not_after_ms: None,
                     }],
+                    external: false,
                 };
                 store.save()?;
                 return Ok(store);
@@ -148,6 +152,13 @@ impl KeyStore {
                 })
             }
         };
+        if post_quantum && store.external {
+            return Err(KeyStoreError::Invalid {
+                path: path.to_owned(),
+                message: "a PKCS#8 PEM identity holds only an Ed25519 key: use the ed25519 suite"
+                    .into(),
+            });
+        }
         if post_quantum {
             if let Some(cur) = store.generations.last_mut() {
                 if !cur.identity.supports(crate::Suite::FnDsa512) {
@@ -182,6 +193,9 @@ impl KeyStore {
             return Err(invalid("larger than 1 MiB".into()));
         }
         let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
+        if text.trim_start().starts_with("-----BEGIN") {
+            return KeyStore::from_pem(path, &text);
+        }
         let file: FileJson =
             serde_json::from_str(&text).map_err(|e| invalid(format!("JSON: {e}")))?;
         if file.version != 1 {
@@ -215,7 +229,50 @@ impl KeyStore {
         Ok(KeyStore {
             path: path.to_owned(),
             generations,
+            external: false,
         })
+    }
+
+    /// An Ed25519 private key in PKCS#8 PEM, as `openssl genpkey -algorithm ed25519`
+    /// writes it: one generation with no known start (valid from the epoch).
+    fn from_pem(path: &Path, text: &str) -> Result<KeyStore, KeyStoreError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| {
+            KeyStoreError::Invalid {
+                path: path.to_owned(),
+                message: format!("not an Ed25519 PKCS#8 PEM private key ({e})"),
+            }
+        })?;
+        let seed = Zeroizing::new(key.to_bytes());
+        Ok(KeyStore {
+            path: path.to_owned(),
+            generations: vec![KeyGeneration {
+                identity: Arc::new(SigningIdentity::from_ed25519_seed(*seed)),
+                created_ms: 0,
+                not_after_ms: None,
+            }],
+            external: true,
+        })
+    }
+
+    /// A key store of one identity kept elsewhere (a database row): never written to a file,
+    /// never rotated here. `label` names it in messages.
+    pub fn in_memory(label: &str, identity: SigningIdentity, created_ms: u64) -> KeyStore {
+        KeyStore {
+            path: PathBuf::from(label),
+            generations: vec![KeyGeneration {
+                identity: Arc::new(identity),
+                created_ms,
+                not_after_ms: None,
+            }],
+            external: true,
+        }
+    }
+
+    /// Whether the identity is kept outside an identity file (a PKCS#8 PEM key file or a
+    /// database row): never rewritten, so it cannot be rotated here.
+    pub fn is_external(&self) -> bool {
+        self.external
     }
 
     /// The current identity (the newest generation).
@@ -259,6 +316,12 @@ impl KeyStore {
         post_quantum: bool,
         rng: &mut R,
     ) -> Result<(), KeyStoreError> {
+        if self.external {
+            return Err(KeyStoreError::Invalid {
+                path: self.path.clone(),
+                message: "a PKCS#8 PEM key cannot be rotated here: make a new key file".into(),
+            });
+        }
         let identity = Arc::new(SigningIdentity::generate(rng, post_quantum)?);
         let end = now_ms.saturating_add(grace_ms);
         for g in &mut self.generations {

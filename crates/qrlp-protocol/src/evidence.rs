@@ -1,6 +1,7 @@
 //! Evidence for frames: time from the SNTP client and anchors from the chain heads, each
 //! fetched on a background task and awaited for at most a bound, so a slow server delays a
 //! frame by the bound at most and its late answer still fills the cache for the next frame.
+//! Live frames use a zero bound: only evidence already measured, never a wait.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,33 +57,49 @@ impl Evidence {
         }
     }
 
-    /// Time and anchors, concurrently, each within the bound.
-    pub async fn gather(&self) -> Gathered {
-        let (time, anchors) = tokio::join!(self.time_evidence(), self.anchors());
+    /// Time and anchors, concurrently, each within `bound` (`None`: the configured bound).
+    pub async fn gather(&self, bound: Option<Duration>) -> Gathered {
+        let bound = bound.unwrap_or(self.bound);
+        let (time, anchors) = tokio::join!(self.time_evidence(bound), self.anchors(bound));
         Gathered { time, anchors }
     }
 
-    async fn time_evidence(&self) -> Option<qrlp_evidence::TimeEvidence> {
+    async fn time_evidence(&self, bound: Duration) -> Option<qrlp_evidence::TimeEvidence> {
         let sntp = self.time.as_ref()?;
         if sntp.config().time_servers.is_empty() {
             return None;
         }
-        let mut slot = self.time_task.lock().await;
-        let task = slot.get_or_insert_with(|| {
-            let sntp = Arc::clone(sntp);
-            tokio::spawn(async move { sntp.evidence().await })
-        });
-        let outcome = match tokio::time::timeout(self.bound, task).await {
-            Ok(joined) => {
-                *slot = None;
-                joined.ok().and_then(Result::ok)
-            }
-            // Still measuring: keep the task, use what was measured before if still fresh.
-            Err(_) => sntp.latest().filter(|ev| {
+        let cached = || {
+            sntp.latest().filter(|ev| {
                 ev.measured_at
                     .elapsed()
                     .is_ok_and(|age| age < sntp.config().update_interval)
-            }),
+            })
+        };
+        // With a zero bound, a caller already waiting on the measurement is no reason to
+        // wait: take what was measured before.
+        let slot = if bound.is_zero() {
+            self.time_task.try_lock().ok()
+        } else {
+            Some(self.time_task.lock().await)
+        };
+        let outcome = match slot {
+            None => cached(),
+            Some(mut slot) => {
+                let task = slot.get_or_insert_with(|| {
+                    let sntp = Arc::clone(sntp);
+                    tokio::spawn(async move { sntp.evidence().await })
+                });
+                match tokio::time::timeout(bound, task).await {
+                    Ok(joined) => {
+                        *slot = None;
+                        joined.ok().and_then(Result::ok)
+                    }
+                    // Still measuring: keep the task, use what was measured before if
+                    // still fresh.
+                    Err(_) => cached(),
+                }
+            }
         };
         // A system-clock fallback is a frame without time evidence too.
         if outcome
@@ -94,42 +111,53 @@ impl Evidence {
         outcome
     }
 
-    async fn anchors(&self) -> BTreeMap<String, String> {
+    async fn anchors(&self, bound: Duration) -> BTreeMap<String, String> {
         let Some(chains) = self.chains.as_ref() else {
             return BTreeMap::new();
         };
         if chains.config().chains.is_empty() {
             return BTreeMap::new();
         }
-        let mut slot = self.chain_task.lock().await;
-        let task = slot.get_or_insert_with(|| {
-            let chains = Arc::clone(chains);
-            tokio::spawn(async move { chains.latest().await })
-        });
+        let cached = || {
+            // The heads confirmed within the cache duration.
+            let fresh = chains.config().cache_duration;
+            chains
+                .blockchain_hashes()
+                .into_iter()
+                .filter(|(chain, _)| {
+                    chains
+                        .last_confirmed(chain)
+                        .and_then(|at| at.elapsed().ok())
+                        .is_some_and(|age| age < fresh)
+                })
+                .collect::<BTreeMap<String, String>>()
+        };
+        let slot = if bound.is_zero() {
+            self.chain_task.try_lock().ok()
+        } else {
+            Some(self.chain_task.lock().await)
+        };
         let wanted = chains.config().chains.len();
-        let anchors: BTreeMap<String, String> = match tokio::time::timeout(self.bound, task).await {
-            Ok(joined) => {
-                *slot = None;
-                joined
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(Result::ok)
-                    .map(|head| (head.chain.clone(), head.hash_hex()))
-                    .collect()
-            }
-            // Still fetching: the heads confirmed within the cache duration.
-            Err(_) => {
-                let fresh = chains.config().cache_duration;
-                chains
-                    .blockchain_hashes()
-                    .into_iter()
-                    .filter(|(chain, _)| {
-                        chains
-                            .last_confirmed(chain)
-                            .and_then(|at| at.elapsed().ok())
-                            .is_some_and(|age| age < fresh)
-                    })
-                    .collect()
+        let anchors: BTreeMap<String, String> = match slot {
+            None => cached(),
+            Some(mut slot) => {
+                let task = slot.get_or_insert_with(|| {
+                    let chains = Arc::clone(chains);
+                    tokio::spawn(async move { chains.latest().await })
+                });
+                match tokio::time::timeout(bound, task).await {
+                    Ok(joined) => {
+                        *slot = None;
+                        joined
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(Result::ok)
+                            .map(|head| (head.chain.clone(), head.hash_hex()))
+                            .collect()
+                    }
+                    // Still fetching.
+                    Err(_) => cached(),
+                }
             }
         };
         let missing = wanted.saturating_sub(anchors.len());

@@ -272,7 +272,8 @@ impl QrLiveProtocol {
             return Err(ProtocolError::IdentityMissing(path));
         };
         let days = u64::from(config.security.key_rotation_days);
-        if days > 0 {
+        // A PEM key file is the operator's own: never rewritten, so never rotated here.
+        if days > 0 && !key_store.is_external() {
             let newest = key_store.generations().last().map_or(0, |g| g.created_ms);
             let now = now_ms();
             if newest.saturating_add(days * 86_400_000) <= now {
@@ -538,6 +539,14 @@ impl QrLiveProtocol {
             .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    /// Makes the next sequence number at least `floor` (a node taking over a channel from
+    /// another continues after the last number that one issued).
+    pub fn raise_sequence(&self, floor: u64) {
+        self.inner
+            .sequence
+            .fetch_max(floor.saturating_sub(1), Ordering::AcqRel);
+    }
+
     /// The latest live update, if any.
     pub fn current(&self) -> Option<Arc<LiveUpdate>> {
         lock(&self.inner.live.current).clone()
@@ -579,6 +588,22 @@ impl Inner {
         encrypt: bool,
         image: &ImageOptions,
     ) -> Result<(LiveFrame, Vec<u8>), ProtocolError> {
+        self.generate_bounded(user_data, sign, encrypt, image, None)
+            .await
+    }
+
+    /// [`Inner::generate`] waiting at most `evidence_bound` for evidence (`None`: the
+    /// configured `live.evidence_timeout_secs`). Live frames pass zero: they take the
+    /// evidence already measured, and the measurement goes on in the background for the
+    /// next frame, so a slow time server never delays a frame.
+    pub(crate) async fn generate_bounded(
+        &self,
+        user_data: Option<Value>,
+        sign: bool,
+        encrypt: bool,
+        image: &ImageOptions,
+        evidence_bound: Option<Duration>,
+    ) -> Result<(LiveFrame, Vec<u8>), ProtocolError> {
         let user_data = match user_data {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m),
@@ -589,7 +614,7 @@ impl Inner {
             }
             Some(_) => return Err(ProtocolError::UserData),
         };
-        let gathered = self.evidence.gather().await;
+        let gathered = self.evidence.gather(evidence_bound).await;
         let local = SystemTime::now();
         let max_drift = secs(self.config.time.max_drift);
         let stamped = match &gathered.time {

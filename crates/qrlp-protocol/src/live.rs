@@ -169,7 +169,7 @@ async fn run(inner: Arc<Inner>, mut stopped: watch::Receiver<bool>) {
         let made = tokio::select! {
             biased;
             _ = stopped.changed() => break,
-            made = inner.generate(user_data, sign, encrypt, &image) => made,
+            made = inner.generate_bounded(user_data, sign, encrypt, &image, Some(std::time::Duration::ZERO)) => made,
         };
         match made {
             Ok((frame, png)) => inner.live.publish(LiveUpdate {

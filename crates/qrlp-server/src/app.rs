@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
 use crate::routes::{
-    api_keys, audit, chains, health, invitations, orgs, qr, qr_business, qr_codes, redirect,
+    api_keys, audit, chains, health, invitations, live, orgs, qr, qr_business, qr_codes, redirect,
     scan_page, session, users, webhooks,
 };
 use crate::state::AppState;
@@ -84,6 +84,19 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
             qr_business::put_business
         ))
         .routes(routes!(qr_business::business_image))
+        .routes(routes!(live::list_channels, live::create_channel))
+        .routes(routes!(
+            live::get_channel,
+            live::update_channel,
+            live::delete_channel
+        ))
+        .routes(routes!(live::channel_status))
+        .routes(routes!(live::channel_current))
+        .routes(routes!(live::channel_verify))
+        .routes(routes!(
+            live::channel_get_user_data,
+            live::channel_post_user_data
+        ))
         .route_layer(axum::middleware::from_fn(auth::authenticate));
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
@@ -223,6 +236,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let mut router = api
         .merge(seed_org_aliases())
         .merge(scan_page::router())
+        .merge(live::public_routes())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -232,6 +246,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(Extension(OpenApiJson(doc_json)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));
+    // Socket.IO of the live channels (`/socket.io/`, namespace `/live`).
+    router = router.layer(state.live().layer());
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);
     }

@@ -54,11 +54,15 @@ pub enum Permission {
     QrCodesRead,
     /// Create, change, archive and restore tracked QR codes; edit the business card.
     QrCodesWrite,
+    /// See live channels, their frames and status; verify their frames.
+    LiveRead,
+    /// Create, change and delete live channels; set their user text.
+    LiveWrite,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 19] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -76,6 +80,8 @@ impl Permission {
         Permission::WebhooksWrite,
         Permission::QrCodesRead,
         Permission::QrCodesWrite,
+        Permission::LiveRead,
+        Permission::LiveWrite,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -98,6 +104,8 @@ impl Permission {
             Permission::WebhooksWrite => "webhooks:write",
             Permission::QrCodesRead => "qr_codes:read",
             Permission::QrCodesWrite => "qr_codes:write",
+            Permission::LiveRead => "live:read",
+            Permission::LiveWrite => "live:write",
         }
     }
 
@@ -113,8 +121,9 @@ impl Permission {
             | Permission::OrganizationRead
             | Permission::MembersRead
             | Permission::OrganizationsCreate
-            | Permission::QrCodesRead => Role::Viewer,
-            Permission::QrCodesWrite => Role::Member,
+            | Permission::QrCodesRead
+            | Permission::LiveRead => Role::Viewer,
+            Permission::QrCodesWrite | Permission::LiveWrite => Role::Member,
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
@@ -259,6 +268,10 @@ requirements! {
     QrCodesRead => QrCodesRead;
     /// [`Permission::QrCodesWrite`].
     QrCodesWrite => QrCodesWrite;
+    /// [`Permission::LiveRead`].
+    LiveRead => LiveRead;
+    /// [`Permission::LiveWrite`].
+    LiveWrite => LiveWrite;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -461,6 +474,48 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         "PUT",
         "/api/v1/organizations/{org_id}/qr-tracking",
         Permission::OrganizationWrite,
+    ),
+    ("GET", "/api/v1/live/channels", Permission::LiveRead),
+    ("POST", "/api/v1/live/channels", Permission::LiveWrite),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}",
+        Permission::LiveRead,
+    ),
+    (
+        "PATCH",
+        "/api/v1/live/channels/{channel_id}",
+        Permission::LiveWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/live/channels/{channel_id}",
+        Permission::LiveWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}/status",
+        Permission::LiveRead,
+    ),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}/qr/current",
+        Permission::LiveRead,
+    ),
+    (
+        "POST",
+        "/api/v1/live/channels/{channel_id}/verify",
+        Permission::LiveRead,
+    ),
+    (
+        "GET",
+        "/api/v1/live/channels/{channel_id}/user-data",
+        Permission::LiveRead,
+    ),
+    (
+        "POST",
+        "/api/v1/live/channels/{channel_id}/user-data",
+        Permission::LiveWrite,
     ),
 ];
 

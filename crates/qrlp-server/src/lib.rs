@@ -34,6 +34,7 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod live;
 pub mod logging;
 pub mod mail;
 pub mod metrics;

@@ -335,7 +335,9 @@ pub async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) 
 
 /// The exposition, without any check: the handler of the separate metrics listener.
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics().render().into_response();
+    let mut text = state.metrics().render();
+    state.live().write_metrics(&mut text);
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

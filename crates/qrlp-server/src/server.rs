@@ -120,6 +120,12 @@ impl Server {
             .await
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
         state.tracking().start(&state.config().server, local_addr);
+        match state.live().load(state.store()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(channels = n, "live channels started"),
+            Err(e) => tracing::error!(error = %e, "live channels could not be started"),
+        }
+        state.live().watch(state.store().clone());
         Ok(Server {
             listener,
             local_addr,

@@ -35,6 +35,7 @@ struct Inner {
     data_key: DataKey,
     webhook_wake: Arc<tokio::sync::Notify>,
     tracking: Arc<Tracking>,
+    live: crate::live::LiveChannels,
 }
 
 /// Why the state could not be built.
@@ -77,9 +78,11 @@ impl AppState {
             Duration::from_millis(config.auth.key_cache_ttl_ms),
         );
         let tracking = Arc::new(Tracking::new(store.clone()));
+        let live = crate::live::LiveChannels::new(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
                 tracking,
+                live,
                 config,
                 metrics: Metrics::default(),
                 readiness,
@@ -133,6 +136,11 @@ impl AppState {
     /// The SMTP mailer, when `mail.smtp_url` is set.
     pub fn mailer(&self) -> Option<&Mailer> {
         self.inner.mailer.as_ref()
+    }
+
+    /// The organizations' live channels served by this process.
+    pub fn live(&self) -> &crate::live::LiveChannels {
+        &self.inner.live
     }
 
     /// The rate limiter, unless limits are off.

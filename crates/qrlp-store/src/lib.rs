@@ -33,6 +33,7 @@ pub mod chains;
 mod db;
 pub mod error;
 mod invitations;
+mod live_channels;
 mod members;
 pub mod model;
 mod organizations;
@@ -61,6 +62,7 @@ use sqlx::sqlite::{
 
 pub use chains::{Chain, ChainPatch, NewChain, ScanOutcome, ScanRecord, ScanSource, ScanVerdict};
 pub use error::StoreError;
+pub use live_channels::{valid_live_settings, LiveChannelPatch, LiveChannelRecord};
 pub use model::*;
 pub use qr_model::*;
 pub use scans::BUCKET_SECS;

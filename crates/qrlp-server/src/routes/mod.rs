@@ -6,6 +6,7 @@ pub mod audit;
 pub mod chains;
 pub mod health;
 pub mod invitations;
+pub mod live;
 pub mod orgs;
 pub mod qr;
 pub mod qr_business;

@@ -7,6 +7,7 @@ mod common;
 mod envelope;
 mod hardening;
 mod lifecycle;
+mod live;
 mod openapi;
 mod platform;
 mod qr;
