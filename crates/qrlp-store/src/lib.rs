@@ -30,6 +30,7 @@ mod api_keys;
 mod audit;
 mod bootstrap;
 mod db;
+pub mod devices;
 pub mod error;
 mod members;
 pub mod model;
@@ -53,6 +54,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use devices::{
+    Device, DeviceAuth, DeviceCa, DeviceKeyRecord, DeviceStatus, DeviceUpdate, EnrollmentToken,
+    FleetCounts, NewDevice, NewEnrollmentToken, NewKeyVersion, WentOffline,
+};
 pub use error::StoreError;
 pub use model::*;
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
