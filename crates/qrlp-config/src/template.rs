@@ -49,6 +49,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "security",
         "Signatures, HMAC, encryption and keys (the seed's security_settings). Secrets are never logged.",
     ),
+    (
+        "fleet",
+        "The device fleet (seed 002): heartbeats, signed device requests, key rotation, certificates.",
+    ),
 ];
 
 /// The whole default configuration as TOML, every key with its default value. With

@@ -136,6 +136,16 @@ pub fn key_confirmation(shared: &[u8; 32], device_id: &str, ciphertext: &[u8]) -
     mac.finalize().into_bytes().into()
 }
 
+/// What the organization's FN-DSA-512 key signs after a key exchange:
+/// `qrlp-kem-confirm-sig-v1\n<device id>\n<confirmation, lower-case hex>`.
+pub fn confirmation_signed_message(device_id: &str, confirmation: &[u8; 32]) -> Vec<u8> {
+    format!(
+        "qrlp-kem-confirm-sig-v1\n{device_id}\n{}",
+        crate::hex(confirmation)
+    )
+    .into_bytes()
+}
+
 /// An FN-DSA-512 signing key. `Debug` hides it.
 pub struct PqSigner {
     secret: Zeroizing<Vec<u8>>,

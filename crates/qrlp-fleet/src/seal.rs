@@ -34,6 +34,17 @@ impl DataKey {
             .map_err(|_| FleetError::InvalidKey("a data key is 32 bytes"))
     }
 
+    /// A key derived from a configured secret: HMAC-SHA256 keyed by the secret over
+    /// `label`, so one secret can serve several purposes without their keys being equal.
+    pub fn derive(secret: &[u8], label: &str) -> DataKey {
+        use hmac::{Hmac, Mac};
+        #[allow(clippy::expect_used)]
+        let mut mac =
+            <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        DataKey(Zeroizing::new(mac.finalize().into_bytes().into()))
+    }
+
     /// The key bytes, for its file.
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0

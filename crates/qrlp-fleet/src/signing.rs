@@ -360,6 +360,11 @@ impl DeviceKey {
     }
 }
 
+/// Whether 32 bytes are a valid Ed25519 public key (a point on the curve).
+pub fn valid_public_key(key: &[u8; 32]) -> bool {
+    VerifyingKey::from_bytes(key).is_ok()
+}
+
 /// Checks a detached Ed25519 signature (proofs of possession).
 pub fn verify_bytes(public_key: &[u8], msg: &[u8], signature: &[u8]) -> bool {
     let Ok(pk) = <[u8; 32]>::try_from(public_key) else {

@@ -37,11 +37,21 @@ pub enum Permission {
     ApiKeysWrite,
     /// Read the audit log.
     AuditRead,
+    /// See devices, their status and the fleet's channels.
+    DevicesRead,
+    /// Enroll, reconfigure and deregister devices.
+    DevicesWrite,
+    /// See device keys and the security audit.
+    SecurityRead,
+    /// Force key rotation.
+    SecurityWrite,
+    /// Read fleet metrics, alerts and logs.
+    MonitoringRead,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 14] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -51,6 +61,11 @@ impl Permission {
         Permission::ApiKeysRead,
         Permission::ApiKeysWrite,
         Permission::AuditRead,
+        Permission::DevicesRead,
+        Permission::DevicesWrite,
+        Permission::SecurityRead,
+        Permission::SecurityWrite,
+        Permission::MonitoringRead,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -65,6 +80,11 @@ impl Permission {
             Permission::ApiKeysRead => "api_keys:read",
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
+            Permission::DevicesRead => "devices:read",
+            Permission::DevicesWrite => "devices:write",
+            Permission::SecurityRead => "security:read",
+            Permission::SecurityWrite => "security:write",
+            Permission::MonitoringRead => "monitoring:read",
         }
     }
 
@@ -76,14 +96,19 @@ impl Permission {
     /// The least role that grants it.
     pub fn min_role(self) -> Role {
         match self {
-            Permission::Authenticated | Permission::OrganizationRead | Permission::MembersRead => {
-                Role::Viewer
-            }
+            Permission::Authenticated
+            | Permission::OrganizationRead
+            | Permission::MembersRead
+            | Permission::DevicesRead => Role::Viewer,
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
             | Permission::ApiKeysWrite
-            | Permission::AuditRead => Role::Admin,
+            | Permission::AuditRead
+            | Permission::DevicesWrite
+            | Permission::SecurityRead
+            | Permission::SecurityWrite
+            | Permission::MonitoringRead => Role::Admin,
             Permission::OrganizationOwner => Role::Owner,
         }
     }
@@ -175,6 +200,16 @@ requirements! {
     ApiKeysWrite => ApiKeysWrite;
     /// [`Permission::AuditRead`].
     AuditRead => AuditRead;
+    /// [`Permission::DevicesRead`].
+    DevicesRead => DevicesRead;
+    /// [`Permission::DevicesWrite`].
+    DevicesWrite => DevicesWrite;
+    /// [`Permission::SecurityRead`].
+    SecurityRead => SecurityRead;
+    /// [`Permission::SecurityWrite`].
+    SecurityWrite => SecurityWrite;
+    /// [`Permission::MonitoringRead`].
+    MonitoringRead => MonitoringRead;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -230,6 +265,71 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         Permission::ApiKeysWrite,
     ),
     ("GET", "/api/v1/audit", Permission::AuditRead),
+    // Device fleet (seed 002).
+    ("GET", "/api/v1/devices", Permission::DevicesRead),
+    (
+        "GET",
+        "/api/v1/devices/enrollment-tokens",
+        Permission::DevicesWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/devices/enrollment-tokens",
+        Permission::DevicesWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/devices/enrollment-tokens/{token_id}",
+        Permission::DevicesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/devices/{device_id}",
+        Permission::DevicesRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/devices/{device_id}",
+        Permission::DevicesWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/devices/{device_id}",
+        Permission::DevicesWrite,
+    ),
+    ("GET", "/api/v1/security/keys", Permission::SecurityRead),
+    (
+        "POST",
+        "/api/v1/security/keys/rotate",
+        Permission::SecurityWrite,
+    ),
+    ("GET", "/api/v1/security/audit", Permission::SecurityRead),
+    ("GET", "/api/v1/status", Permission::DevicesRead),
+    (
+        "GET",
+        "/api/v1/monitoring/metrics",
+        Permission::MonitoringRead,
+    ),
+    (
+        "GET",
+        "/api/v1/monitoring/alerts",
+        Permission::MonitoringRead,
+    ),
+    ("GET", "/api/v1/monitoring/logs", Permission::MonitoringRead),
+    ("GET", "/api/v1/users", Permission::MembersRead),
+    (
+        "PUT",
+        "/api/v1/users/{user_id}/permissions",
+        Permission::MembersWrite,
+    ),
+    ("GET", "/api/v1/ws/dashboard", Permission::DevicesRead),
+    ("GET", "/api/v1/ws/training", Permission::DevicesRead),
+    ("GET", "/api/v1/ws/security", Permission::SecurityRead),
+    (
+        "GET",
+        "/api/v1/ws/device/{device_id}",
+        Permission::DevicesRead,
+    ),
 ];
 
 /// The role matrix as a Markdown table: one row per permission, one column per role.

@@ -31,6 +31,8 @@ pub mod auth;
 pub mod authz;
 pub mod error;
 pub mod extract;
+pub mod fleet;
+pub mod fleet_webhooks;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

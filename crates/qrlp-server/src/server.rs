@@ -40,6 +40,7 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Router,
     shutdown_timeout: Duration,
+    background: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -73,7 +74,9 @@ impl Server {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let local_addr = listener.local_addr()?;
+        let background = crate::fleet::spawn_background(state.clone());
         Ok(Server {
+            background,
             listener,
             local_addr,
             app: app_with(state, extra),
@@ -100,6 +103,7 @@ impl Server {
             local_addr,
             app,
             shutdown_timeout,
+            background,
         } = self;
         tracing::info!(addr = %local_addr, "listening");
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
@@ -132,6 +136,7 @@ impl Server {
                 );
             }
         }
+        background.abort();
         tracing::info!("stopped");
         Ok(())
     }

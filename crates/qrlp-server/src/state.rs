@@ -25,6 +25,7 @@ struct Inner {
     store: Store,
     auth: Authenticator,
     limiter: Option<Limiter>,
+    fleet: crate::fleet::Fleet,
 }
 
 /// Why the state could not be built.
@@ -36,6 +37,9 @@ pub enum StateError {
     /// The rate limiter could not be set up.
     #[error("rate limiter: {0}")]
     Limiter(#[from] qrlp_ratelimit::LimitError),
+    /// The device fleet's data key could not be used.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetSetupError),
 }
 
 impl AppState {
@@ -50,8 +54,10 @@ impl AppState {
             store.clone(),
             Duration::from_millis(config.auth.key_cache_ttl_ms),
         );
+        let fleet = crate::fleet::Fleet::new(&config)?;
         Ok(AppState {
             inner: Arc::new(Inner {
+                fleet,
                 config,
                 metrics: Metrics::default(),
                 readiness,
@@ -85,6 +91,11 @@ impl AppState {
     /// Credential checks.
     pub fn auth(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    /// The device fleet's state.
+    pub fn fleet(&self) -> &crate::fleet::Fleet {
+        &self.inner.fleet
     }
 
     /// The rate limiter, unless limits are off.

@@ -3,8 +3,13 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod devices;
+pub mod fleet_users;
+pub mod fleet_ws;
 pub mod health;
+pub mod monitoring;
 pub mod orgs;
 pub mod qr;
+pub mod security;
 pub mod session;
 pub mod users;

@@ -4,6 +4,7 @@
 
 mod common;
 mod envelope;
+mod fleet;
 mod lifecycle;
 mod openapi;
 mod platform;
