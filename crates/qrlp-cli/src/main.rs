@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod batch;
 mod config_init;
+mod device;
 mod encode;
 mod generate;
 mod keys;
@@ -42,6 +43,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// The issuer's keys: `export` the public key set, `list`, `rotate`.
     Keys(keys::KeysArgs),
+    /// The device side of the fleet: enroll this machine, run its agent, show its status.
+    Device(device::DeviceArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Device(args) => device::run(args),
     };
     match result {
         Ok(code) => code,
