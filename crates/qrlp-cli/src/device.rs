@@ -72,6 +72,26 @@ enum DeviceCommand {
     },
     /// Show the device and check that the server accepts it (a signed key exchange).
     Status,
+    /// Load tool: enroll many simulated devices with an admin API key and heartbeat them
+    /// all, each every interval, then print latency percentiles as JSON. Keys stay in
+    /// memory; nothing is written to the device directory.
+    Simulate {
+        /// The server's base URL.
+        #[arg(long)]
+        server: String,
+        /// An API key with devices:write, to make the enrollment tokens.
+        #[arg(long, env = "QRLP_API_KEY")]
+        api_key: String,
+        /// Number of devices.
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        /// Seconds between each device's heartbeats.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// Seconds of heartbeating after enrollment.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+    },
 }
 
 /// Runs `qrlp device`.
@@ -95,6 +115,13 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<ExitCode> {
                 training,
             } => agent(&args.dir, interval, count, training).await,
             DeviceCommand::Status => status(&args.dir).await,
+            DeviceCommand::Simulate {
+                server,
+                api_key,
+                devices,
+                interval,
+                duration,
+            } => simulate(&server, &api_key, devices, interval, duration).await,
         }
     })
 }
@@ -493,6 +520,138 @@ async fn status(dir: &Path) -> anyhow::Result<ExitCode> {
         }))?
     );
     Ok(if accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Enrolls one simulated device in memory.
+async fn enroll_simulated(
+    http: &reqwest::Client,
+    server: &str,
+    api_key: &str,
+    i: usize,
+) -> anyhow::Result<Device> {
+    let t = answer(
+        http.post(format!("{server}/api/v1/devices/enrollment-tokens"))
+            .header("x-api-key", api_key)
+            .json(&json!({}))
+            .send()
+            .await?,
+    )
+    .await?;
+    let token = t["token"].as_str().unwrap_or_default().to_string();
+    let key = DeviceKey::generate();
+    let kem = KemKeyPair::generate().public_key();
+    let proof = key.sign_bytes(&enrollment_proof_message(&token, &key.public_key(), &kem));
+    let reg = answer(
+        http.post(format!("{server}/api/v1/devices/register"))
+            .json(&json!({
+                "enrollment_token": token,
+                "device_info": {"name": format!("sim-{i}"), "type": "simulated", "capabilities": {}},
+                "public_keys": {"ed25519": B64.encode(key.public_key()), "ml_kem_768": B64.encode(&kem)},
+                "proof": B64.encode(proof),
+            }))
+            .send()
+            .await?,
+    )
+    .await?;
+    Ok(Device {
+        dir: PathBuf::new(),
+        meta: json!({"device_id": reg["device_id"], "server": server, "key_version": 1}),
+        key,
+    })
+}
+
+async fn simulate(
+    server: &str,
+    api_key: &str,
+    devices: usize,
+    interval: f64,
+    duration: f64,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    if !(1..=100_000).contains(&devices) || !(0.05..=3600.0).contains(&interval) {
+        bail!("--devices must be 1 to 100000 and --interval 0.05 to 3600 seconds");
+    }
+    let server = server.trim_end_matches('/').to_string();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(devices)
+        .build()?;
+    let started = Instant::now();
+    let mut fleet = Vec::with_capacity(devices);
+    // Enroll 16 at a time.
+    let mut next = 0;
+    while next < devices {
+        let batch: Vec<_> = (next..devices.min(next + 16))
+            .map(|i| enroll_simulated(&http, &server, api_key, i))
+            .collect();
+        for d in futures_util::future::join_all(batch).await {
+            fleet.push(Arc::new(d?));
+        }
+        next += 16;
+    }
+    let enroll_secs = started.elapsed().as_secs_f64();
+    let lat: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(duration);
+    let mut tasks = Vec::with_capacity(devices);
+    for (i, d) in fleet.iter().enumerate() {
+        let (d, http, lat, errors) = (d.clone(), http.clone(), lat.clone(), errors.clone());
+        // Spread the devices evenly over one interval.
+        let offset = interval * (i as f64) / (devices as f64);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(offset)).await;
+            let path = format!("/api/v1/devices/{}/heartbeat", d.id());
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(interval));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let t = Instant::now();
+                match d.post(&http, &path, &json!({"status": "online"})).await {
+                    Ok(_) => {
+                        let us = u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
+                        lat.lock().unwrap_or_else(|e| e.into_inner()).push(us);
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
+                            eprintln!("heartbeat failed: {e:#}");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut l = lat.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    l.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if l.is_empty() {
+            return 0.0;
+        }
+        let idx = ((p / 100.0) * (l.len() as f64 - 1.0)).round() as usize;
+        f64::from(l[idx.min(l.len() - 1)]) / 1000.0
+    };
+    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "devices": devices,
+            "interval_secs": interval,
+            "duration_secs": duration,
+            "enroll_secs": (enroll_secs * 10.0).round() / 10.0,
+            "heartbeats": l.len(),
+            "errors": errors,
+            "rate_per_sec": (l.len() as f64 / duration * 10.0).round() / 10.0,
+            "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "max": pct(100.0)},
+        }))?
+    );
+    Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
