@@ -107,6 +107,104 @@ pub struct Fleet {
     started_at: OffsetDateTime,
     policy: RotationPolicy,
     last_sweep: Mutex<Option<OffsetDateTime>>,
+    redis: Option<Arc<RedisBus>>,
+}
+
+/// Redis, when configured: fans events out to the other servers (pub/sub on
+/// [`REDIS_CHANNEL`]) and makes the replay cache shared (`SET NX` per device and nonce).
+struct RedisBus {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    timeout: Duration,
+    /// This process, so that it skips its own events coming back.
+    node: Uuid,
+}
+
+/// The Redis pub/sub channel of fleet events.
+pub const REDIS_CHANNEL: &str = "qrlp:fleet:events";
+const REDIS_NONCE_PREFIX: &str = "qrlp:fleet:nonce:";
+
+impl RedisBus {
+    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// `Ok(true)` when the key was new.
+    async fn set_nx(&self, key: &str, ttl_secs: u64) -> Result<bool, String> {
+        let mut c = self.conn().await?;
+        let r: Result<Option<String>, _> = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl_secs.max(1))
+                .query_async(&mut c),
+        )
+        .await
+        .map_err(|_| "SET timed out".to_string())?;
+        match r {
+            Ok(v) => Ok(v.is_some()),
+            Err(e) => {
+                self.forget().await;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn publish(&self, payload: String) -> Result<(), String> {
+        let mut c = self.conn().await?;
+        let r: Result<i64, _> = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("PUBLISH")
+                .arg(REDIS_CHANNEL)
+                .arg(payload)
+                .query_async(&mut c),
+        )
+        .await
+        .map_err(|_| "PUBLISH timed out".to_string())?;
+        if let Err(e) = r {
+            self.forget().await;
+            return Err(e.to_string());
+        }
+        Ok(())
+    }
+}
+
+fn channel_names(cs: &[Channel]) -> Vec<&'static str> {
+    cs.iter()
+        .map(|c| match c {
+            Channel::Dashboard => "dashboard",
+            Channel::Security => "security",
+            Channel::Training => "training",
+        })
+        .collect()
+}
+
+/// The static channel list of names received from another server.
+fn channels_of(names: &[String]) -> &'static [Channel] {
+    let has = |n: &str| names.iter().any(|x| x == n);
+    match (has("dashboard"), has("security"), has("training")) {
+        (true, true, _) => &[Channel::Dashboard, Channel::Security],
+        (true, false, _) => &[Channel::Dashboard],
+        (false, true, _) => &[Channel::Security],
+        (false, false, true) => &[Channel::Training],
+        _ => &[],
+    }
 }
 
 /// Why the fleet state could not be set up.
@@ -151,6 +249,20 @@ impl Fleet {
                 ),
             },
             last_sweep: Mutex::new(None),
+            redis: if config.redis.is_configured() {
+                redis::Client::open(config.redis.url.as_str())
+                    .ok()
+                    .map(|client| {
+                        Arc::new(RedisBus {
+                            client,
+                            conn: tokio::sync::Mutex::new(None),
+                            timeout: Duration::from_millis(config.redis.timeout_ms.max(1)),
+                            node: Uuid::new_v4(),
+                        })
+                    })
+            } else {
+                None
+            },
         })
     }
 
@@ -201,6 +313,19 @@ impl Fleet {
         let json: Arc<str> = serde_json::to_string(&msg)
             .unwrap_or_else(|_| "{}".into())
             .into();
+        if let Some(bus) = &self.redis {
+            let payload = serde_json::json!({
+                "node": bus.node, "org_id": org_id, "device_id": device_id,
+                "channels": channel_names(channels), "json": &*json,
+            })
+            .to_string();
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                if let Err(e) = bus.publish(payload).await {
+                    tracing::warn!(error = %e, "fleet event not published to Redis");
+                }
+            });
+        }
         // No receiver is not an error: nobody is watching.
         let _ = self.events.send(FleetEvent {
             org_id,
@@ -208,6 +333,63 @@ impl Fleet {
             channels,
             json,
         });
+    }
+
+    /// With Redis: receives the other servers' events and hands them to this server's
+    /// WebSocket clients, reconnecting after failures. Without Redis: nothing to do.
+    pub fn spawn_redis_fanout(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let bus = self.redis.clone()?;
+        let tx = self.events.clone();
+        Some(tokio::spawn(async move {
+            use futures_util::StreamExt as _;
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match bus.client.get_async_pubsub().await {
+                    Ok(mut ps) => match ps.subscribe(REDIS_CHANNEL).await {
+                        Ok(()) => {
+                            backoff = Duration::from_millis(200);
+                            let mut stream = ps.into_on_message();
+                            while let Some(msg) = stream.next().await {
+                                let Ok(text) = msg.get_payload::<String>() else {
+                                    continue;
+                                };
+                                let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                                    continue;
+                                };
+                                if v["node"].as_str() == Some(bus.node.to_string().as_str()) {
+                                    continue;
+                                }
+                                let (Some(org), Some(json)) = (
+                                    v["org_id"].as_str().and_then(|o| Uuid::parse_str(o).ok()),
+                                    v["json"].as_str(),
+                                ) else {
+                                    continue;
+                                };
+                                let names: Vec<String> = v["channels"]
+                                    .as_array()
+                                    .map(|a| {
+                                        a.iter()
+                                            .filter_map(|x| x.as_str().map(str::to_string))
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                                let _ = tx.send(FleetEvent {
+                                    org_id: org,
+                                    device_id: v["device_id"].as_str().map(str::to_string),
+                                    channels: channels_of(&names),
+                                    json: json.into(),
+                                });
+                            }
+                            tracing::warn!("fleet event subscription ended; reconnecting");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot subscribe to fleet events"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot reach Redis for fleet events"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }))
     }
 
     /// Records a log event in the ring (and in the process log).
@@ -313,6 +495,22 @@ impl Fleet {
                 tolerance,
             )
             .map_err(FleetError::rejected)?;
+        if let Some(bus) = &self.redis {
+            // Shared across servers: a request replayed to another server is refused too.
+            // Redis down: the local cache alone decides (logged).
+            let key = format!(
+                "{REDIS_NONCE_PREFIX}{}",
+                crate::fleet::hex16(&qrlp_fleet::sha256(
+                    format!("{}\n{}", h.device_id, h.nonce).as_bytes()
+                ))
+            );
+            let ttl = u64::try_from(2 * tolerance + 1).unwrap_or(601);
+            match bus.set_nx(&key, ttl).await {
+                Ok(true) => {}
+                Ok(false) => return Err(FleetError::rejected(Rejection::Replayed)),
+                Err(e) => tracing::warn!(error = %e, "shared replay check unavailable"),
+            }
+        }
         Ok((auth, h))
     }
 }
@@ -372,6 +570,11 @@ fn load_or_create_key(path: &Path) -> Result<DataKey, FleetSetupError> {
     }
 }
 
+/// The first 16 bytes of a digest, lower-case hex.
+fn hex16(d: &[u8; 32]) -> String {
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// RFC 3339 with whole seconds, as the seed's examples show.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0)
@@ -385,7 +588,18 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 /// and devices whose current key is older than the rotation interval are asked to rotate.
 pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     let period = Duration::from_millis(state.config().fleet.offline_check_interval_ms);
+    let fanout = state.fleet().spawn_redis_fanout();
     tokio::spawn(async move {
+        // Ends with the sweep (aborted at shutdown).
+        struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                if let Some(h) = &self.0 {
+                    h.abort();
+                }
+            }
+        }
+        let _fanout = AbortOnDrop(fanout);
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

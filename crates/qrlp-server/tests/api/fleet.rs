@@ -38,8 +38,12 @@ struct Dev {
 
 impl Fleet {
     async fn start_with(config: Config) -> Fleet {
+        let own = std::path::PathBuf::from(&config.storage.data_dir);
         let app = TestApp::start_with(config, axum::Router::new()).await;
-        let dir = app.data_dir.as_ref().unwrap().path().to_path_buf();
+        let dir = app
+            .data_dir
+            .as_ref()
+            .map_or(own, |d| d.path().to_path_buf());
         let store = Store::open(&StoreConfig {
             database_url: None,
             data_dir: dir,
@@ -849,4 +853,55 @@ async fn websocket_channels_and_offline_detection() {
         metrics.contains("qrlp_fleet_devices{status=\"offline\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn two_servers_share_events_and_the_replay_cache_through_redis() {
+    let Some(url) = std::env::var("QRLP_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "QRLP_TEST_REDIS_URL is required in CI"
+        );
+        eprintln!("skipped: QRLP_TEST_REDIS_URL not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.redis.url = url;
+    config.storage.data_dir = dir.path().display().to_string();
+    let f = Fleet::start_with(config.clone()).await;
+    let second = TestApp::start_with(config, axum::Router::new()).await;
+    let a = f.org("Iota").await;
+    let dev = f.enroll(&a, "relay-1").await;
+    let mut dash = ws_connect(&f, "/api/v1/ws/dashboard", &a.key).await;
+    // give the subscriber of the first server a moment to be subscribed
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // a heartbeat to the second server reaches the first server's dashboard
+    let path = format!("/api/v1/devices/{}/heartbeat", dev.id);
+    let body = b"{}".to_vec();
+    let (_, pairs) = f.signed_at(&dev, &dev.key, 1, &path, &body, now()).await;
+    let send = |app: &TestApp| {
+        let mut req = app
+            .client
+            .post(app.url(&path))
+            .header("content-type", "application/json");
+        for (k, v) in &pairs {
+            req = req.header(*k, v);
+        }
+        req.body(body.clone()).send()
+    };
+    assert_eq!(send(&second).await.unwrap().status(), 200);
+    let m = next_json(&mut dash).await.unwrap();
+    assert_eq!(
+        (m["type"].as_str(), m["data"]["device_id"].as_str()),
+        (Some("device_heartbeat"), Some(dev.id.as_str())),
+        "{m}"
+    );
+    // the same signed request replayed to the first server is refused
+    let e = seed_error(send(&f.app).await.unwrap(), 401, "INVALID_TOKEN").await;
+    assert_eq!(e["details"]["reason"], "replayed");
 }
