@@ -4,8 +4,8 @@
 //! The first three take the platform's credentials (API key or session) and carry the
 //! events of the caller's organization. The device channel takes an API key of the
 //! device's organization or the device's own signature on the upgrade request (a signed
-//! `GET`, empty body). Events come from this server's bus; each server process delivers
-//! the events it produced (see `docs/fleet.md`).
+//! `GET`, empty body). Events come from this server's bus, which also carries the other
+//! servers' events when Redis is configured (see `docs/fleet.md`).
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
