@@ -37,6 +37,8 @@ TARGET=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$TARGET/bench-http}
 BIN="$TARGET/release/qrlp"
 BASE="http://127.0.0.1:$PORT"
+# /metrics is off the public listener unless a token guards it.
+export QRLP_METRICS_TOKEN=${QRLP_METRICS_TOKEN:-bench-metrics-token-0123456789}
 PAYLOAD=$(cat benches-data/payload_a.txt)
 
 case "$MODE" in load|soak|both) ;; *) echo "usage: $0 [load|soak|both]" >&2; exit 64 ;; esac
@@ -222,5 +224,5 @@ if [ "$MODE" = soak ] || [ "$MODE" = both ]; then
 fi
 
 lines=$(wc -l < "$OUT/server.log")
-dropped=$(curl -fsS "$BASE/metrics" | awk '/^qrlp_log_lines_dropped_total/ {print $2}')
+dropped=$(curl -fsS -H "Authorization: Bearer $QRLP_METRICS_TOKEN" "$BASE/metrics" | awk '/^qrlp_log_lines_dropped_total/ {print $2}')
 echo "log: ${lines} lines in $OUT/server.log, ${dropped:-?} dropped (qrlp_log_lines_dropped_total)"

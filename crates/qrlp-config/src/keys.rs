@@ -38,6 +38,31 @@ pub const KEYS: &[KeyDoc] = &[
         aliases: &[],
     },
     KeyDoc {
+        key: "server.trusted_proxies",
+        doc: "Reverse proxies (CIDR blocks, e.g. [\"10.0.0.0/8\"]) whose X-Forwarded-For and\nX-Forwarded-Proto are believed; empty: the TCP peer is the client.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "server.header_read_timeout_secs",
+        doc: "Seconds a client may take to send a request's headers (1 to 300); then the\nconnection closes.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "server.request_timeout_secs",
+        doc: "Seconds a handler may take to start its response (1 to 3600); then 503.\nStreaming bodies are not cut once started.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "server.max_connections",
+        doc: "Largest number of open client connections (1 to 1000000); more are closed at once.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "server.keepalive_timeout_secs",
+        doc: "Seconds a keep-alive connection may stay idle between requests (1 to 3600).",
+        aliases: &[],
+    },
+    KeyDoc {
         key: "server.public_base_url",
         doc: "The address people reach this server at, e.g. \"https://qr.example.com\": links that\ncodes encode start with it. Empty: http://{host}:{port}.",
         aliases: &[],
@@ -139,7 +164,17 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "metrics.enabled",
-        doc: "Serve Prometheus text at GET /metrics.",
+        doc: "Collect metrics and serve Prometheus text at GET /metrics (where: see token and\nlisten; with neither, nowhere).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "metrics.token",
+        doc: "Bearer token for GET /metrics on the public listener; empty: not served there.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "metrics.listen",
+        doc: "A separate address for GET /metrics without a token, e.g. \"127.0.0.1:9100\";\nempty: none.",
         aliases: &[],
     },
     KeyDoc {
@@ -173,6 +208,21 @@ pub const KEYS: &[KeyDoc] = &[
         aliases: &[],
     },
     KeyDoc {
+        key: "auth.invitation_ttl_secs",
+        doc: "How long an invitation can be redeemed, in seconds (60 to 2592000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "auth.password_reset_ttl_secs",
+        doc: "How long a \"forgot password\" link works, in seconds (60 to 86400).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "auth.purge_interval_secs",
+        doc: "How often expired sessions, invitations and reset links are deleted, in seconds\n(1 to 86400).",
+        aliases: &[],
+    },
+    KeyDoc {
         key: "rate_limit.enabled",
         doc: "Enforce the plan budgets (free 100, starter 1000, professional 10000,\nenterprise 100000 requests per hour per organization) and the per-address limit.",
         aliases: &[],
@@ -190,6 +240,16 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "rate_limit.ip_limit_qr",
         doc: "Apply the per-address limit to the public QR image API /v1/qr as well.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "mail.smtp_url",
+        doc: "SMTP server for invitations and password resets: smtp://host:port (plain),\nsmtp://host?tls=required (STARTTLS) or smtps://user:pass@host. Empty: no mail;\ninvitation links go back to the inviting admin.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "mail.from",
+        doc: "The From address of those mails.",
         aliases: &[],
     },
     KeyDoc {
@@ -410,7 +470,12 @@ pub const KEYS: &[KeyDoc] = &[
 ];
 
 /// Keys whose values are secrets: never shown in `Debug`, problems or logs.
-pub const SECRET_KEYS: &[&str] = &["security.hmac_secret", "security.data_key_secret"];
+pub const SECRET_KEYS: &[&str] = &[
+    "security.hmac_secret",
+    "security.data_key_secret",
+    "metrics.token",
+    "mail.smtp_url",
+];
 
 /// The `QRLP_` environment name of a dotted key: `server.port` → `QRLP_SERVER_PORT`.
 ///

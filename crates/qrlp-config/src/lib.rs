@@ -118,6 +118,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Plan and per-address request limits.
     pub rate_limit: RateLimitConfig,
+    /// Mail for invitations and password resets.
+    pub mail: MailConfig,
     /// Live frames of the QR Live Protocol: how often, how long valid, which format.
     pub live: LiveConfig,
     /// The seed's `blockchain_settings`: chains whose latest block anchors live frames.
@@ -150,6 +152,19 @@ pub struct ServerConfig {
     /// codes encode (one-time scan pages, tracked-code redirects) start with it. Empty: the
     /// listen address, see [`ServerConfig::public_base_url`].
     pub public_base_url: String,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed, as
+    /// CIDR blocks (`10.0.0.0/8`, `::1/128`); empty: none, the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// How long a client may take to send a request's headers, in seconds; also how long an
+    /// idle keep-alive connection may wait for its next request. Then the connection closes.
+    pub header_read_timeout_secs: u64,
+    /// How long a handler may take to produce its response head, in seconds; then 503
+    /// `UNAVAILABLE`. Streaming bodies are not limited once their head is sent.
+    pub request_timeout_secs: u64,
+    /// Largest number of open client connections; connections beyond it are closed at once.
+    pub max_connections: u32,
+    /// How long a keep-alive connection may stay idle between requests, in seconds.
+    pub keepalive_timeout_secs: u64,
 }
 
 impl ServerConfig {
@@ -180,6 +195,11 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             shutdown_timeout_secs: 30,
             public_base_url: String::new(),
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 1024,
+            keepalive_timeout_secs: 60,
         }
     }
 }
@@ -463,17 +483,73 @@ impl fmt::Display for ImageFormat {
     }
 }
 
-/// `[metrics]`: the Prometheus text endpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `[metrics]`: the Prometheus text endpoint. Off the public listener unless a token is
+/// set; `listen` serves it, without a token, on an address of its own.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Whether `GET /metrics` is served.
+    /// Whether metrics are collected and served at all.
     pub enabled: bool,
+    /// A bearer token: when set, `GET /metrics` on the public listener answers requests
+    /// with `Authorization: Bearer <token>` (and 401 to others). Empty: not served there.
+    pub token: String,
+    /// A separate listener for `GET /metrics` without a token, e.g. `127.0.0.1:9100`.
+    /// Empty: none.
+    pub listen: String,
+}
+
+impl fmt::Debug for MetricsConfig {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("token", &(!self.token.is_empty()).then_some("<redacted>"))
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { enabled: true }
+        MetricsConfig {
+            enabled: true,
+            token: String::new(),
+            listen: String::new(),
+        }
+    }
+}
+
+/// `[mail]`: how invitations and password resets reach people.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// SMTP server: `smtp://host:port` (plain, for a local relay), `smtp://host?tls=required`
+    /// (STARTTLS) or `smtps://user:password@host` (TLS). Empty: no mail; invitation links
+    /// are returned to the inviting admin instead.
+    pub smtp_url: String,
+    /// The `From` address of the mails.
+    pub from: String,
+}
+
+impl fmt::Debug for MailConfig {
+    /// Never prints the URL (it may hold a password).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailConfig")
+            .field(
+                "smtp_url",
+                &(!self.smtp_url.is_empty()).then_some("<redacted>"),
+            )
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: String::new(),
+            from: "qrlp <noreply@localhost>".into(),
+        }
     }
 }
 
@@ -557,6 +633,12 @@ pub struct AuthConfig {
     /// How long a server process may reuse what it read about an API key, in
     /// milliseconds; a revoked key stops working everywhere within this time (at most 5000).
     pub key_cache_ttl_ms: u64,
+    /// How long an invitation can be redeemed, in seconds.
+    pub invitation_ttl_secs: u64,
+    /// How long a "forgot password" link works, in seconds.
+    pub password_reset_ttl_secs: u64,
+    /// How often expired sessions, invitations and reset links are deleted, in seconds.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -565,6 +647,9 @@ impl Default for AuthConfig {
             session_ttl_secs: 7 * 24 * 3600,
             secure_cookies: SecureCookies::Auto,
             key_cache_ttl_ms: 2000,
+            invitation_ttl_secs: 7 * 24 * 3600,
+            password_reset_ttl_secs: 3600,
+            purge_interval_secs: 3600,
         }
     }
 }

@@ -25,6 +25,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ),
     ("auth", "API keys and web sessions."),
     ("rate_limit", "Plan budgets per organization and a per-address limit."),
+    ("mail", "Mail for invitations and password resets (none by default)."),
     (
         "live",
         "Live frames of the QR Live Protocol (the seed's update_interval and frame choices).",

@@ -37,6 +37,87 @@ impl Config {
                 p.push(Problem::new("server.public_base_url", why));
             }
         }
+        for proxy in &s.trusted_proxies {
+            if !is_cidr(proxy) {
+                p.push(Problem::new(
+                    "server.trusted_proxies",
+                    format!(
+                        "{:?} is not a CIDR block such as 10.0.0.0/8",
+                        truncate(proxy)
+                    ),
+                ));
+            }
+        }
+        for (key, value, max) in [
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+                300,
+            ),
+            ("server.request_timeout_secs", s.request_timeout_secs, 3600),
+            (
+                "server.max_connections",
+                u64::from(s.max_connections),
+                1_000_000,
+            ),
+            (
+                "server.keepalive_timeout_secs",
+                s.keepalive_timeout_secs,
+                3600,
+            ),
+            (
+                "auth.purge_interval_secs",
+                self.auth.purge_interval_secs,
+                86_400,
+            ),
+            (
+                "auth.invitation_ttl_secs",
+                self.auth.invitation_ttl_secs,
+                30 * 86_400,
+            ),
+            (
+                "auth.password_reset_ttl_secs",
+                self.auth.password_reset_ttl_secs,
+                86_400,
+            ),
+        ] {
+            let min = if key.ends_with("ttl_secs") { 60 } else { 1 };
+            if !(min..=max).contains(&value) {
+                p.push(Problem::new(
+                    key,
+                    format!("must be between {min} and {max}, got {value}"),
+                ));
+            }
+        }
+        let m = &self.metrics;
+        if !m.listen.is_empty() && m.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(Problem::new(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:9100",
+                    truncate(&m.listen)
+                ),
+            ));
+        }
+        if !m.token.is_empty() && m.token.len() < 16 {
+            p.push(Problem::new(
+                "metrics.token",
+                "must be at least 16 characters (not shown: this key is secret)",
+            ));
+        }
+        let mail = &self.mail;
+        let scheme_ok = ["smtp://", "smtps://"]
+            .iter()
+            .any(|p| mail.smtp_url.starts_with(p));
+        if !mail.smtp_url.is_empty() && !scheme_ok {
+            p.push(Problem::new(
+                "mail.smtp_url",
+                "must start with smtp:// or smtps:// (not shown: it may hold a password)",
+            ));
+        }
+        if mail.from.trim().is_empty() || !mail.from.contains('@') {
+            p.push(Problem::new("mail.from", "must be a mail address"));
+        }
         if s.shutdown_timeout_secs > 3600 {
             p.push(Problem::new(
                 "server.shutdown_timeout_secs",
@@ -643,6 +724,20 @@ fn check_log_filter(filter: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `address/prefix` with the prefix no longer than the address, or a bare address.
+fn is_cidr(raw: &str) -> bool {
+    let raw = raw.trim();
+    let (addr, prefix) = match raw.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (raw, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max))
 }
 
 /// An absolute `http` or `https` URL with a host and no query or fragment.

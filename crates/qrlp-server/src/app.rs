@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
 use crate::routes::{
-    api_keys, audit, devices, fleet_users, fleet_ws, health, monitoring, orgs, qr, security,
-    session, users,
+    api_keys, audit, devices, fleet_users, fleet_ws, health, invitations, monitoring, orgs, qr,
+    security, session, users,
 };
 use crate::state::AppState;
 use crate::{auth, error, fleet, limits, metrics, middleware, openapi};
@@ -34,7 +34,7 @@ use crate::{auth, error, fleet, limits, metrics, middleware, openapi};
 pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(users::me))
-        .routes(routes!(users::create_user))
+        .routes(routes!(invitations::create_user))
         .routes(routes!(users::get_user))
         .routes(routes!(orgs::list_organizations, orgs::create_organization))
         .routes(routes!(
@@ -42,7 +42,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
             orgs::update_organization,
             orgs::put_organization
         ))
-        .routes(routes!(orgs::list_members, orgs::add_member))
+        .routes(routes!(orgs::list_members, invitations::add_member))
+        .routes(routes!(invitations::list_invitations))
+        .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(orgs::change_role, orgs::remove_member))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
@@ -51,6 +53,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
     let by_address = OpenApiRouter::new()
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
+        .routes(routes!(invitations::redeem))
+        .routes(routes!(invitations::forgot_password))
+        .routes(routes!(invitations::reset_password))
         .route_layer(axum::middleware::from_fn(limits::per_address));
     let mut qr_routes = OpenApiRouter::new().routes(routes!(qr::post_qr, qr::get_qr));
     if config.rate_limit.ip_limit_qr {
@@ -64,7 +69,9 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .merge(by_address)
         .merge(fleet_routes())
         .routes(routes!(openapi::openapi_json));
-    if config.metrics.enabled {
+    // Off the public router unless a bearer token guards it (`metrics.listen` serves it
+    // on an address of its own instead).
+    if config.metrics.enabled && !config.metrics.token.is_empty() {
         r = r.routes(routes!(metrics::metrics_handler));
     }
     r
@@ -112,6 +119,15 @@ fn fleet_routes() -> OpenApiRouter<AppState> {
     protected.merge(open)
 }
 
+/// The application of the separate metrics listener (`metrics.listen`): `GET /metrics`
+/// without a token, nothing else.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics_text))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
 /// Seed 004's organization paths, `/api/organizations/{org_id}/...`: the same handlers as
 /// under `/api/v1/organizations/{org_id}`, undocumented twins.
 fn seed_org_aliases() -> Router<AppState> {
@@ -124,7 +140,7 @@ fn seed_org_aliases() -> Router<AppState> {
         )
         .route(
             "/api/organizations/{org_id}/members",
-            get(orgs::list_members).post(orgs::add_member),
+            get(orgs::list_members).post(invitations::add_member),
         )
         .route(
             "/api/organizations/{org_id}/members/{user_id}",
@@ -154,11 +170,15 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     );
     let limit = usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX);
 
+    let timeout = Duration::from_secs(config.server.request_timeout_secs);
     let mut router = api
         .merge(seed_org_aliases())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            middleware::request_timeout(timeout, req, next)
+        }))
         .layer(Extension(OpenApiJson(doc_json)))
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));

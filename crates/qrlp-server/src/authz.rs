@@ -47,11 +47,14 @@ pub enum Permission {
     SecurityWrite,
     /// Read fleet metrics, alerts and logs.
     MonitoringRead,
+    /// Create organizations (the caller becomes their owner). Not a role's permission: a
+    /// user session holds it, an API key only when its scopes name it (`*` does not).
+    OrganizationsCreate,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -66,6 +69,7 @@ impl Permission {
         Permission::SecurityRead,
         Permission::SecurityWrite,
         Permission::MonitoringRead,
+        Permission::OrganizationsCreate,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -85,6 +89,7 @@ impl Permission {
             Permission::SecurityRead => "security:read",
             Permission::SecurityWrite => "security:write",
             Permission::MonitoringRead => "monitoring:read",
+            Permission::OrganizationsCreate => "organizations:create",
         }
     }
 
@@ -99,7 +104,8 @@ impl Permission {
             Permission::Authenticated
             | Permission::OrganizationRead
             | Permission::MembersRead
-            | Permission::DevicesRead => Role::Viewer,
+            | Permission::DevicesRead
+            | Permission::OrganizationsCreate => Role::Viewer,
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
@@ -111,6 +117,23 @@ impl Permission {
             | Permission::MonitoringRead => Role::Admin,
             Permission::OrganizationOwner => Role::Owner,
         }
+    }
+}
+
+impl Permission {
+    /// Whether the permission is held in one organization (by a role there). `false` for
+    /// [`Permission::Authenticated`] and [`Permission::OrganizationsCreate`].
+    pub fn needs_organization(self) -> bool {
+        !matches!(
+            self,
+            Permission::Authenticated | Permission::OrganizationsCreate
+        )
+    }
+
+    /// Whether `*` in a key's scopes covers it: not for [`Permission::OrganizationsCreate`],
+    /// which a key holds only when named.
+    pub fn in_wildcard(self) -> bool {
+        self != Permission::OrganizationsCreate
     }
 }
 
@@ -126,17 +149,29 @@ pub fn role_grants(role: Role, permission: Permission) -> bool {
     role.rank() >= permission.min_role().rank()
 }
 
-/// Whether an API key's `scopes` allow `permission`: `*` allows everything; `read` allows
-/// every `:read` permission; otherwise the scope must be named.
+/// Whether an API key's `scopes` allow `permission`: `*` allows everything but
+/// `organizations:create`; `read` allows every `:read` permission; otherwise the scope must
+/// be named.
 pub fn scopes_allow(scopes: &[String], permission: Permission) -> bool {
     if permission == Permission::Authenticated {
         return true;
     }
     scopes.iter().any(|s| {
-        s == "*"
+        (s == "*" && permission.in_wildcard())
             || s == permission.scope()
             || (s == "read" && permission.scope().ends_with(":read"))
     })
+}
+
+/// Whether a principal holding `held` scopes may give a new key the scope `requested`:
+/// delegation never escalates, so every scope of the new key must be covered by the
+/// caller's (`*` only by `*`, `read` by `*` or `read`).
+pub fn scope_covered(held: &[String], requested: &str) -> bool {
+    match requested {
+        "*" => held.iter().any(|s| s == "*"),
+        "read" => held.iter().any(|s| s == "*" || s == "read"),
+        other => Permission::from_scope(other).is_some_and(|p| scopes_allow(held, p)),
+    }
 }
 
 /// Checks a list of scopes given when creating a key: every entry is `*`, `read` or a
@@ -210,6 +245,8 @@ requirements! {
     SecurityWrite => SecurityWrite;
     /// [`Permission::MonitoringRead`].
     MonitoringRead => MonitoringRead;
+    /// [`Permission::OrganizationsCreate`].
+    OrganizationsCreate => OrganizationsCreate;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -220,7 +257,11 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
     ("POST", "/api/v1/users", Permission::MembersWrite),
     ("GET", "/api/v1/users/{user_id}", Permission::MembersRead),
     ("GET", "/api/v1/organizations", Permission::Authenticated),
-    ("POST", "/api/v1/organizations", Permission::Authenticated),
+    (
+        "POST",
+        "/api/v1/organizations",
+        Permission::OrganizationsCreate,
+    ),
     (
         "GET",
         "/api/v1/organizations/{org_id}",
@@ -330,9 +371,73 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         "/api/v1/ws/device/{device_id}",
         Permission::DevicesRead,
     ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/invitations",
+        Permission::MembersWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{org_id}/invitations/{invitation_id}",
+        Permission::MembersWrite,
+    ),
 ];
 
-/// The role matrix as a Markdown table: one row per permission, one column per role.
+/// The rules some operations check besides their declared permission, inside the
+/// handler or the store's transaction: `(method, path, rule)`. Part of the one
+/// declaration the documentation is generated from.
+pub const CONDITIONAL_RULES: &[(&str, &str, &str)] = &[
+    (
+        "PUT",
+        "/api/v1/users/{user_id}/permissions",
+        "granting `owner`, or changing an owner, needs `organization:owner` (checked in the transaction)",
+    ),
+    (
+        "POST",
+        "/api/v1/users",
+        "role `owner` in the invitation needs `organization:owner`",
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/members",
+        "role `owner` in the invitation needs `organization:owner`",
+    ),
+    (
+        "PATCH",
+        "/api/v1/organizations/{org_id}/members/{user_id}",
+        "granting `owner`, or changing an owner, needs `organization:owner` (checked in the transaction)",
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{org_id}/members/{user_id}",
+        "removing an owner needs `organization:owner` (checked in the transaction); the last owner stays",
+    ),
+    (
+        "POST",
+        "/api/v1/api-keys",
+        "every scope of the new key must be within the caller's scopes",
+    ),
+    (
+        "PATCH",
+        "/api/v1/organizations/{org_id}",
+        "`plan` is refused: only an operator changes plans",
+    ),
+    (
+        "PUT",
+        "/api/v1/organizations/{org_id}",
+        "`plan` is refused: only an operator changes plans",
+    ),
+    (
+        "POST",
+        "/api/v1/organizations",
+        "a user session, or a key whose scopes name it (`*` does not); the plan is `free`",
+    ),
+];
+
+/// The role matrix as Markdown: one row per permission, one column per role, then one row
+/// per protected operation with its permission and conditional rules. Generated from
+/// [`Permission`], [`ROUTE_PERMISSIONS`] and [`CONDITIONAL_RULES`]; `docs/platform.md`
+/// must contain it (a test checks).
 pub fn role_matrix_markdown() -> String {
     let roles = [Role::Owner, Role::Admin, Role::Member, Role::Viewer];
     let mut out =
@@ -340,9 +445,30 @@ pub fn role_matrix_markdown() -> String {
     for p in Permission::ALL {
         out.push_str(&format!("| `{}` |", p.scope()));
         for r in roles {
-            out.push_str(if role_grants(r, p) { " yes |" } else { " no |" });
+            let cell = if !p.in_wildcard() {
+                " session or named scope |"
+            } else if role_grants(r, p) {
+                " yes |"
+            } else {
+                " no |"
+            };
+            out.push_str(cell);
         }
         out.push('\n');
+    }
+    out.push_str("\n| operation | permission | also |\n|---|---|---|\n");
+    for (method, path, permission) in ROUTE_PERMISSIONS {
+        let also = CONDITIONAL_RULES
+            .iter()
+            .filter(|(m, p, _)| m == method && p == path)
+            .map(|(_, _, rule)| *rule)
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push_str(&format!(
+            "| `{method} {path}` | `{}` | {} |\n",
+            permission.scope(),
+            if also.is_empty() { "" } else { &also }
+        ));
     }
     out
 }
@@ -379,9 +505,47 @@ mod tests {
     }
 
     #[test]
+    /// Finding 1: a key could mint a key with scopes it lacks.
+    fn delegation_never_escalates() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let writer = s(&["api_keys:write"]);
+        assert!(scope_covered(&writer, "api_keys:write"));
+        for wider in [
+            "*",
+            "read",
+            "members:write",
+            "audit:read",
+            "organizations:create",
+        ] {
+            assert!(!scope_covered(&writer, wider), "{wider}");
+        }
+        let all = s(&["*"]);
+        assert!(scope_covered(&all, "read") && scope_covered(&all, "members:write"));
+        assert!(
+            !scope_covered(&all, "organizations:create"),
+            "explicit only"
+        );
+        assert!(scope_covered(&s(&["read"]), "audit:read"));
+        assert!(!scope_covered(&s(&["read"]), "*"));
+        assert!(!scope_covered(&all, "nonsense"));
+    }
+
+    #[test]
     fn every_scope_round_trips() {
         for p in Permission::ALL {
             assert_eq!(Permission::from_scope(p.scope()), Some(p));
+        }
+    }
+
+    #[test]
+    fn every_conditional_rule_names_a_declared_operation() {
+        for (method, path, _) in CONDITIONAL_RULES {
+            assert!(
+                ROUTE_PERMISSIONS
+                    .iter()
+                    .any(|(m, p, _)| m == method && p == path),
+                "{method} {path}"
+            );
         }
     }
 }

@@ -148,6 +148,7 @@ pub struct ApiError {
     code: ErrorCode,
     message: Cow<'static, str>,
     details: Option<serde_json::Value>,
+    retry_after: Option<u64>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -158,6 +159,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
             cause: None,
         }
     }
@@ -231,6 +233,12 @@ impl ApiError {
         self
     }
 
+    /// Adds a `Retry-After` header (seconds) to the response.
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// The code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -257,6 +265,11 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -313,6 +326,7 @@ pub fn store_error(e: qrlp_store::StoreError) -> ApiError {
                 "name" => "An organization with this name already exists".to_string(),
                 "member" => "This user is already a member of the organization".to_string(),
                 "last_owner" => "An organization must keep at least one owner".to_string(),
+                "account" => "An account with this email exists: log in as it, then redeem the invitation with that session".to_string(),
                 other => format!("Conflict on {other}"),
             };
             ApiError::conflict(message).with_details(serde_json::json!({ "field": what }))
@@ -325,6 +339,16 @@ pub fn store_error(e: qrlp_store::StoreError) -> ApiError {
             }
             _ => ApiError::invalid_input(m),
         },
+        StoreError::Forbidden(rule) => {
+            let message = match rule.as_str() {
+                "owner" => "Only owners grant the owner role or change or remove an owner",
+                "account" => "This invitation is for another account",
+                _ => "Not allowed",
+            };
+            let required = (rule == "owner").then_some("organization:owner");
+            ApiError::forbidden(message)
+                .with_details(serde_json::json!({ "rule": rule, "required": required }))
+        }
         e @ StoreError::Unavailable(..) => {
             tracing::error!(error = %ErrorChain(&e), "database unavailable");
             ApiError::new(

@@ -790,31 +790,18 @@ impl FleetError {
         e
     }
 
-    /// The answer for a storage error.
+    /// The answer for a storage error: the platform's mapping ([`crate::store_error`]) in
+    /// this seed's codes.
     pub fn store(e: StoreError) -> FleetError {
         match e {
             StoreError::NotFound => FleetError::not_found("Resource"),
-            StoreError::Conflict(what) => FleetError::new(
-                StatusCode::CONFLICT,
-                "CONFLICT",
-                format!("Conflict on {what}"),
-            )
-            .with("field", what),
             StoreError::Invalid(m) => match m.split_once(':') {
                 Some((field, rest)) if !field.contains(' ') => {
                     FleetError::validation(field, rest.trim())
                 }
                 _ => FleetError::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", m),
             },
-            e @ StoreError::Unavailable(..) => {
-                tracing::error!(error = %e, "database unavailable");
-                FleetError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "SERVICE_UNAVAILABLE",
-                    "Database unavailable; try again shortly",
-                )
-            }
-            e => FleetError::internal(e),
+            e => FleetError::from(crate::store_error(e)),
         }
     }
 
@@ -872,6 +859,9 @@ impl IntoResponse for FleetError {
 
 impl From<crate::error::ApiError> for FleetError {
     fn from(e: crate::error::ApiError) -> FleetError {
+        if e.code() == crate::error::ErrorCode::Internal {
+            tracing::error!(error = ?e, "internal error");
+        }
         let (status, code) = seed_code(e.code().as_str(), e.code().status());
         FleetError::new(status, code, e.message())
     }

@@ -29,12 +29,14 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod fleet;
 pub mod fleet_webhooks;
 pub mod limits;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

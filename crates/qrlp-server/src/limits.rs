@@ -12,10 +12,10 @@
 //! and `X-RateLimit-Reset` (ISO-8601 UTC, when the budget is full again); a refused one is
 //! a 429 `RATE_LIMITED` envelope with `Retry-After` in seconds.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use qrlp_store::{Organization, Plan};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::client::ClientInfo;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -86,17 +87,18 @@ pub async fn charge(state: &AppState, bucket: Bucket<'_>) -> Result<Option<Decis
     decide(limiter, &key, quota).await.map(Some)
 }
 
-/// Charges one request to the peer's address when the per-address limit is on:
-/// `Ok(None)` when it is off, `Err` the 429 (or 503) to send instead.
+/// Charges one request to the client's address ([`crate::client::ClientInfo`]: behind a
+/// trusted proxy, the forwarded one) when the per-address limit is on: `Ok(None)` when it
+/// is off, `Err` the 429 (or 503) to send instead.
 pub async fn charge_ip(
     state: &AppState,
-    peer: Option<SocketAddr>,
+    client: Option<IpAddr>,
 ) -> Result<Option<Decision>, Response> {
     let per_hour = state.config().rate_limit.ip_per_hour;
-    let (Some(limiter), Some(peer), true) = (state.limiter(), peer, per_hour > 0) else {
+    let (Some(limiter), Some(ip), true) = (state.limiter(), client, per_hour > 0) else {
         return Ok(None);
     };
-    let key = format!("ip:{}", peer.ip().to_canonical());
+    let key = format!("ip:{}", ip.to_canonical());
     decide(limiter, &key, Quota::per_hour(per_hour))
         .await
         .map(Some)
@@ -168,17 +170,14 @@ pub fn iso8601_seconds(t: OffsetDateTime) -> String {
     )
 }
 
-/// Middleware of unauthenticated routes: charges the peer's address.
+/// Middleware of unauthenticated routes: charges the client's address.
 pub async fn per_address(
     Extension(state): Extension<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    match charge_ip(&state, peer).await {
+    let client = ClientInfo::of(req.headers(), req.extensions(), &state);
+    match charge_ip(&state, client.ip).await {
         Ok(decision) => {
             let mut response = next.run(req).await;
             if let Some(d) = &decision {

@@ -12,7 +12,12 @@
 //! - `qrlp_qr_generated_total{format}` counter;
 //! - `qrlp_log_lines_dropped_total` counter: log lines dropped because the log queue was
 //!   full (see [`crate::logging`]);
+//! - `qrlp_connections_refused_total` counter: connections closed at once because
+//!   `server.max_connections` were open;
 //! - `process_resident_memory_bytes` and `process_start_time_seconds` gauges.
+//!
+//! Where it is served: on the public listener only with `metrics.token` (a bearer token),
+//! and without a token on `metrics.listen`; with neither, nowhere.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -21,7 +26,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use qrlp_config::ImageFormat;
 
@@ -42,6 +47,7 @@ pub struct Metrics {
     in_flight: AtomicI64,
     qr_png: AtomicU64,
     qr_svg: AtomicU64,
+    refused_connections: AtomicU64,
     start_time: SystemTime,
 }
 
@@ -52,6 +58,7 @@ impl Default for Metrics {
             in_flight: AtomicI64::new(0),
             qr_png: AtomicU64::new(0),
             qr_svg: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
             start_time: SystemTime::now(),
         }
     }
@@ -100,6 +107,11 @@ fn method_label(method: &Method) -> Method {
 }
 
 impl Metrics {
+    /// Counts one connection closed at once because the server was full.
+    pub fn count_refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one finished request.
     pub fn observe_request(
         &self,
@@ -250,6 +262,14 @@ impl Metrics {
             crate::logging::dropped_lines()
         );
 
+        out.push_str("# HELP qrlp_connections_refused_total Connections closed at once because server.max_connections were open.\n");
+        out.push_str("# TYPE qrlp_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "qrlp_connections_refused_total {}",
+            self.refused_connections.load(Ordering::Relaxed)
+        );
+
         if let Some(rss) = resident_memory_bytes() {
             out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
             out.push_str("# TYPE process_resident_memory_bytes gauge\n");
@@ -297,16 +317,39 @@ fn resident_memory_bytes() -> Option<u64> {
     path = "/metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String)
-    )
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "No or wrong bearer token (metrics.token)", body = crate::ErrorBody)
+    ),
+    security(("bearer" = []))
 )]
-pub async fn metrics_handler(State(state): State<AppState>) -> Response {
+pub async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // On the public listener the route exists only with a token; the separate listener
+    // (`metrics_app`) serves without one.
+    let token = &state.config().metrics.token;
+    if !token.is_empty() && !bearer_matches(&headers, token) {
+        return crate::ApiError::unauthorized("Metrics need Authorization: Bearer <metrics.token>")
+            .into_response();
+    }
+    metrics_text(State(state)).await
+}
+
+/// The exposition, without any check: the handler of the separate metrics listener.
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut response = state.metrics().render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// Whether `Authorization: Bearer <token>` carries `token` (compared in constant time).
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(given) = crate::auth::api_key_of(headers) else {
+        return false;
+    };
+    given.len() == token.len() && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
 }
 
 #[cfg(test)]

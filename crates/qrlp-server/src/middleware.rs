@@ -100,3 +100,20 @@ fn needs_envelope(response: &Response) -> bool {
         .is_some_and(|v| v.starts_with("application/json"));
     !is_json
 }
+
+/// Answers 503 `UNAVAILABLE` when the handler has not produced its response head within
+/// `limit` (`server.request_timeout_secs`). A streaming body is not limited once its head is
+/// sent: the timer stops when the handler returns the response.
+pub async fn request_timeout(limit: std::time::Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "The request took longer than {} s; try again",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}

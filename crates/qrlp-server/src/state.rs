@@ -8,7 +8,9 @@ use qrlp_config::Config;
 use qrlp_ratelimit::Limiter;
 use qrlp_store::Store;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Passwords};
+use crate::client::TrustedProxies;
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -26,6 +28,9 @@ struct Inner {
     auth: Authenticator,
     limiter: Option<Limiter>,
     fleet: crate::fleet::Fleet,
+    trusted_proxies: TrustedProxies,
+    passwords: Passwords,
+    mailer: Option<Mailer>,
 }
 
 /// Why the state could not be built.
@@ -40,14 +45,26 @@ pub enum StateError {
     /// The device fleet's data key could not be used.
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetSetupError),
+    /// `server.trusted_proxies` holds something that is not a CIDR block.
+    #[error("server.trusted_proxies: {0}")]
+    TrustedProxies(String),
+    /// The mail settings cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 impl AppState {
-    /// State for a validated configuration and an opened, migrated store.
+    /// State for a validated configuration and an opened, migrated store. Computes the
+    /// decoy password hash (tens of milliseconds): call it off the async threads, or accept
+    /// that pause once at start.
     ///
     /// # Errors
-    /// When the Redis URL cannot be used.
+    /// When the Redis URL, the trusted proxies or the mail settings cannot be used.
     pub fn new(config: Config, store: Store) -> Result<AppState, StateError> {
+        let trusted_proxies = TrustedProxies::parse(&config.server.trusted_proxies)
+            .map_err(StateError::TrustedProxies)?;
+        let mailer = Mailer::from_config(&config.mail)?;
+        let passwords = Passwords::per_core();
         let readiness = Readiness::new(&config.redis, store.clone())?;
         let limiter = crate::limits::limiter(&config)?;
         let auth = Authenticator::new(
@@ -64,6 +81,9 @@ impl AppState {
                 store,
                 auth,
                 limiter,
+                trusted_proxies,
+                passwords,
+                mailer,
             }),
         })
     }
@@ -96,6 +116,21 @@ impl AppState {
     /// The device fleet's state.
     pub fn fleet(&self) -> &crate::fleet::Fleet {
         &self.inner.fleet
+    }
+
+    /// The reverse proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
+    }
+
+    /// Password hashing, bounded to one job per core.
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    /// The SMTP mailer, when `mail.smtp_url` is set.
+    pub fn mailer(&self) -> Option<&Mailer> {
+        self.inner.mailer.as_ref()
     }
 
     /// The rate limiter, unless limits are off.

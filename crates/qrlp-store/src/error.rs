@@ -22,6 +22,11 @@ pub enum StoreError {
     /// The caller passed a value the store refuses; the message names the field.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A rule about who may do it, checked inside the transaction, refuses the change; the
+    /// value names the rule (`"owner"`: only owners touch owners; `"account"`: the
+    /// invitation is for another account).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The database cannot be reached or is too busy (pool timeout, connection refused, I/O).
     #[error("database unavailable: {0}")]
     Unavailable(String, #[source] Option<BoxError>),

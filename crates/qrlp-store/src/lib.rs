@@ -32,6 +32,7 @@ mod bootstrap;
 mod db;
 pub mod devices;
 pub mod error;
+mod invitations;
 mod members;
 pub mod model;
 mod organizations;

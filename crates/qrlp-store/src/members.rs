@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::audit::AuditEntry;
 use crate::db::{now, Ts};
 use crate::error::StoreError;
-use crate::model::{AuditContext, Member, Page, PageRequest, Role};
+use crate::model::{AuditContext, Member, OwnerRule, Page, PageRequest, Role};
 use crate::rows::{self, MemberRow};
 use crate::{page_of, sql, Store};
 
@@ -80,14 +80,17 @@ impl Store {
     }
 
     /// Changes a member's role. Audit: `member.update` with `{"role": {"old", "new"}}`.
-    /// `NotFound` when not a member; `Conflict("last_owner")` when it would leave the
-    /// organization without an owner.
+    /// `NotFound` when not a member; `Forbidden("owner")` when the change grants the owner
+    /// role or touches an owner and `rule` does not allow it (decided on the role the target
+    /// has inside the transaction, so a concurrent promotion cannot slip past);
+    /// `Conflict("last_owner")` when it would leave the organization without an owner.
     pub async fn update_member_role(
         &self,
         ctx: &AuditContext,
         org: Uuid,
         user: Uuid,
         role: Role,
+        rule: OwnerRule,
     ) -> Result<Member, StoreError> {
         let at = now();
         let row: MemberRow = on_pool!(self, |pool, d| {
@@ -104,6 +107,9 @@ impl Store {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let old = rows::role(&old)?;
+            if (old == Role::Owner || role == Role::Owner) && rule != OwnerRule::MayManageOwners {
+                return Err(StoreError::Forbidden("owner".into()));
+            }
             if old == Role::Owner && role != Role::Owner {
                 let owners: i64 = sqlx::query_scalar(sql::COUNT_OWNERS)
                     .bind(org)
@@ -141,12 +147,14 @@ impl Store {
     }
 
     /// Removes a member. Audit: `member.remove` with the role they had. `NotFound` when not
-    /// a member; `Conflict("last_owner")` for the organization's only owner.
+    /// a member; `Forbidden("owner")` for an owner unless `rule` allows it (checked inside
+    /// the transaction); `Conflict("last_owner")` for the organization's only owner.
     pub async fn remove_member(
         &self,
         ctx: &AuditContext,
         org: Uuid,
         user: Uuid,
+        rule: OwnerRule,
     ) -> Result<(), StoreError> {
         let at = now();
         on_pool!(self, |pool, d| {
@@ -163,6 +171,9 @@ impl Store {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let old = rows::role(&old)?;
+            if old == Role::Owner && rule != OwnerRule::MayManageOwners {
+                return Err(StoreError::Forbidden("owner".into()));
+            }
             if old == Role::Owner {
                 let owners: i64 = sqlx::query_scalar(sql::COUNT_OWNERS)
                     .bind(org)

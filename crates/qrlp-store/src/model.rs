@@ -603,3 +603,95 @@ mod tests {
         );
     }
 }
+
+/// An invitation into an organization, as listed and returned to the inviter. The token
+/// itself is never stored (only its SHA-256) and never part of this type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invitation {
+    /// UUID v7.
+    pub id: Uuid,
+    /// The organization it admits to.
+    pub org_id: Uuid,
+    /// The address invited, as entered.
+    pub email: String,
+    /// A display name suggested by the inviter, for a new account.
+    pub name: Option<String>,
+    /// The role the invitee gets.
+    pub role: Role,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// After this instant it can no longer be redeemed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// When it was redeemed (it works once).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub accepted_at: Option<OffsetDateTime>,
+}
+
+/// What [`crate::Store::create_invitation`] stores. `Debug` hides the token hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewInvitation {
+    /// The organization it admits to.
+    pub org_id: Uuid,
+    /// The address invited.
+    pub email: String,
+    /// A suggested display name.
+    pub name: Option<String>,
+    /// The role the invitee gets.
+    pub role: Role,
+    /// SHA-256 of the single-use token.
+    pub token_hash: [u8; 32],
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for NewInvitation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewInvitation")
+            .field("org_id", &self.org_id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("token_hash", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Who redeems an invitation.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Redeemer {
+    /// Nobody has this email yet: create the account with this name and password hash.
+    NewAccount {
+        /// Display name (the invitation's suggestion when `None`).
+        name: Option<String>,
+        /// argon2id PHC string of the password the invitee chose.
+        password_hash: String,
+    },
+    /// The account signed in (by its own session) that must own the invited email.
+    SignedIn(Uuid),
+}
+
+impl fmt::Debug for Redeemer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Redeemer::NewAccount { name, .. } => f
+                .debug_struct("NewAccount")
+                .field("name", name)
+                .field("password_hash", &"<redacted>")
+                .finish(),
+            Redeemer::SignedIn(id) => f.debug_tuple("SignedIn").field(id).finish(),
+        }
+    }
+}
+
+/// Whether a membership change may touch the owner role: granting it, or changing or
+/// removing an owner. Decided by the caller's permission, checked by the store inside the
+/// transaction against the role the target has at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerRule {
+    /// The caller holds the owner permission.
+    MayManageOwners,
+    /// The caller does not: owners are out of reach.
+    OwnersUntouchable,
+}

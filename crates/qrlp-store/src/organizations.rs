@@ -72,6 +72,21 @@ impl Store {
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
+    /// The organization with this name (case-insensitively), for operators' commands.
+    pub async fn find_organization_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Organization>, StoreError> {
+        let norm = normalize(name);
+        let row: Option<OrgRow> = on_pool!(self, |pool| {
+            sqlx::query_as(sql::FIND_ORG_BY_NAME)
+                .bind(&norm)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     /// The organizations `user` is a member of, with the user's role, oldest first.
     pub async fn list_organizations_for_user(
         &self,

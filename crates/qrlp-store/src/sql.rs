@@ -167,11 +167,57 @@ pub(crate) const LIST_AUDIT: &str = concat!(
 pub(crate) const COUNT_AUDIT: &str = "SELECT COUNT(*) FROM audit_log WHERE org_id = $1";
 
 /// One cheap read per table, for the PostgreSQL integrity check.
-pub(crate) const TABLE_PROBES: [&str; 6] = [
+pub(crate) const TABLE_PROBES: [&str; 8] = [
     "SELECT 1 FROM organizations LIMIT 1",
     "SELECT 1 FROM users LIMIT 1",
     "SELECT 1 FROM memberships LIMIT 1",
     "SELECT 1 FROM api_keys LIMIT 1",
     "SELECT 1 FROM sessions LIMIT 1",
     "SELECT 1 FROM audit_log LIMIT 1",
+    "SELECT 1 FROM invitations LIMIT 1",
+    "SELECT 1 FROM password_resets LIMIT 1",
 ];
+
+// invitations and password resets (issue 9)
+macro_rules! invitation_cols {
+    () => {
+        "i.id, i.org_id, i.email, i.name, i.role, i.created_at, i.expires_at, i.accepted_at"
+    };
+}
+
+pub(crate) const INSERT_INVITATION: &str = "INSERT INTO invitations \
+     (id, org_id, email, email_norm, name, role, token_hash, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const COUNT_INVITATIONS: &str = "SELECT COUNT(*) FROM invitations WHERE org_id = $1";
+pub(crate) const LIST_INVITATIONS: &str = concat!(
+    "SELECT ",
+    invitation_cols!(),
+    " FROM invitations i WHERE i.org_id = $1 ORDER BY i.created_at, i.id LIMIT $2 OFFSET $3"
+);
+/// The open invitation with a token hash (binds: hash, now).
+pub(crate) const FIND_OPEN_INVITATION: &str = concat!(
+    "SELECT ",
+    invitation_cols!(),
+    " FROM invitations i WHERE i.token_hash = $1 AND i.accepted_at IS NULL AND i.expires_at > $2"
+);
+/// Marks an invitation used, only if it still is open (binds: id, now, user).
+pub(crate) const ACCEPT_INVITATION: &str = "UPDATE invitations SET accepted_at = $2, \
+     accepted_by = $3 WHERE id = $1 AND accepted_at IS NULL AND expires_at > $2";
+pub(crate) const DELETE_INVITATION: &str =
+    "DELETE FROM invitations WHERE id = $1 AND org_id = $2 AND accepted_at IS NULL";
+pub(crate) const PURGE_INVITATIONS: &str =
+    "DELETE FROM invitations WHERE accepted_at IS NULL AND expires_at <= $1";
+pub(crate) const USER_ID_BY_EMAIL: &str = "SELECT id FROM users WHERE email_norm = $1";
+pub(crate) const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+pub(crate) const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+pub(crate) const INSERT_PASSWORD_RESET: &str = "INSERT INTO password_resets \
+     (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+/// Takes a reset token: deletes it and returns its user when it had not expired.
+pub(crate) const TAKE_PASSWORD_RESET: &str =
+    "DELETE FROM password_resets WHERE token_hash = $1 RETURNING user_id, expires_at";
+pub(crate) const PURGE_PASSWORD_RESETS: &str = "DELETE FROM password_resets WHERE expires_at <= $1";
+pub(crate) const FIND_ORG_BY_NAME: &str = concat!(
+    "SELECT ",
+    org_cols!(),
+    " FROM organizations o WHERE o.name_norm = $1"
+);

@@ -12,8 +12,9 @@ use qrlp_store::secret::{
     looks_like_api_key, verify_password, GeneratedKey,
 };
 use qrlp_store::{
-    Actor, ApiKey, AuditContext, AuditFilter, NewApiKey, NewApiKeyMaterial, Organization,
-    PageRequest, Plan, Role, Store, StoreConfig, StoreError, User,
+    Actor, ApiKey, AuditContext, AuditFilter, NewApiKey, NewApiKeyMaterial, NewInvitation,
+    Organization, OwnerRule, PageRequest, Plan, Redeemer, Role, Store, StoreConfig, StoreError,
+    User,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -128,6 +129,11 @@ cases! {
     case_timestamps_round_trip,
     case_invalid_input,
     case_concurrent_writers,
+    case_owner_rule_races_200_times,
+    case_invitations_are_single_use_and_bound_to_the_email,
+    case_password_reset_is_single_use_and_ends_sessions,
+    case_login_and_logout_are_audited_in_their_transaction,
+    case_purge_removes_expired_rows,
 }
 
 // ----- helpers --------------------------------------------------------------------------
@@ -410,7 +416,7 @@ async fn case_members(store: &Store) {
     assert_eq!(ids, vec![owner.id, bob.id]);
 
     let m = store
-        .update_member_role(&c, org.id, bob.id, Role::Admin)
+        .update_member_role(&c, org.id, bob.id, Role::Admin, OwnerRule::MayManageOwners)
         .await
         .expect("promote");
     assert_eq!(m.role, Role::Admin);
@@ -420,7 +426,13 @@ async fn case_members(store: &Store) {
     );
     assert!(matches!(
         store
-            .update_member_role(&c, org.id, Uuid::now_v7(), Role::Admin)
+            .update_member_role(
+                &c,
+                org.id,
+                Uuid::now_v7(),
+                Role::Admin,
+                OwnerRule::MayManageOwners
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -436,12 +448,14 @@ async fn case_members(store: &Store) {
         .expect("shares"));
 
     store
-        .remove_member(&c, org.id, carol.id)
+        .remove_member(&c, org.id, carol.id, OwnerRule::MayManageOwners)
         .await
         .expect("remove");
     assert_eq!(store.get_role(org.id, carol.id).await.expect("role"), None);
     assert!(matches!(
-        store.remove_member(&c, org.id, carol.id).await,
+        store
+            .remove_member(&c, org.id, carol.id, OwnerRule::MayManageOwners)
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(!store
@@ -455,12 +469,18 @@ async fn case_last_owner_is_protected(store: &Store) {
     let c = ctx(None, Actor::User(owner.id));
     let before = store.count_audit(org.id).await.expect("count");
     let err = store
-        .update_member_role(&c, org.id, owner.id, Role::Admin)
+        .update_member_role(
+            &c,
+            org.id,
+            owner.id,
+            Role::Admin,
+            OwnerRule::MayManageOwners,
+        )
         .await
         .expect_err("demote last owner");
     assert!(is_conflict(&err, "last_owner"), "{err:?}");
     let err = store
-        .remove_member(&c, org.id, owner.id)
+        .remove_member(&c, org.id, owner.id, OwnerRule::MayManageOwners)
         .await
         .expect_err("remove last owner");
     assert!(is_conflict(&err, "last_owner"), "{err:?}");
@@ -477,19 +497,31 @@ async fn case_last_owner_is_protected(store: &Store) {
         .await
         .expect("add owner");
     store
-        .update_member_role(&c, org.id, owner.id, Role::Member)
+        .update_member_role(
+            &c,
+            org.id,
+            owner.id,
+            Role::Member,
+            OwnerRule::MayManageOwners,
+        )
         .await
         .expect("demote first owner");
     assert!(is_conflict(
         &store
-            .remove_member(&c, org.id, second.id)
+            .remove_member(&c, org.id, second.id, OwnerRule::MayManageOwners)
             .await
             .expect_err("last"),
         "last_owner"
     ));
     // Owner to owner is not a demotion.
     store
-        .update_member_role(&c, org.id, second.id, Role::Owner)
+        .update_member_role(
+            &c,
+            org.id,
+            second.id,
+            Role::Owner,
+            OwnerRule::MayManageOwners,
+        )
         .await
         .expect("no-op role change");
 }
@@ -654,11 +686,12 @@ async fn case_api_key_activity(store: &Store) {
 
 async fn case_sessions(store: &Store) {
     let u = user(store, "session@example.com").await;
+    let c = ctx(None, Actor::User(u.id));
     let (token, hash) = generate_token();
     let csrf = generate_csrf_token();
     let expires = OffsetDateTime::now_utc() + Duration::hours(1);
     let session = store
-        .create_session(u.id, &hash, &csrf, expires)
+        .create_session(&c, u.id, &hash, &csrf, expires)
         .await
         .expect("create");
     assert!(
@@ -678,6 +711,7 @@ async fn case_sessions(store: &Store) {
     let (_, old_hash) = generate_token();
     store
         .create_session(
+            &c,
             u.id,
             &old_hash,
             &csrf,
@@ -697,7 +731,7 @@ async fn case_sessions(store: &Store) {
     store.delete_session(&hash).await.expect("delete twice");
     assert!(matches!(
         store
-            .create_session(Uuid::now_v7(), &[1u8; 32], &csrf, expires)
+            .create_session(&c, Uuid::now_v7(), &[1u8; 32], &csrf, expires)
             .await,
         Err(StoreError::NotFound)
     ));
@@ -724,7 +758,7 @@ async fn case_audit_records_every_mutation(store: &Store) {
         .expect("add");
     expected.push(("member.add", u.id.to_string()));
     store
-        .update_member_role(&c, org.id, u.id, Role::Viewer)
+        .update_member_role(&c, org.id, u.id, Role::Viewer, OwnerRule::MayManageOwners)
         .await
         .expect("update");
     expected.push(("member.update", u.id.to_string()));
@@ -742,7 +776,10 @@ async fn case_audit_records_every_mutation(store: &Store) {
         .await
         .expect("revoke");
     expected.push(("api_key.revoke", key.id.to_string()));
-    store.remove_member(&c, org.id, u.id).await.expect("remove");
+    store
+        .remove_member(&c, org.id, u.id, OwnerRule::MayManageOwners)
+        .await
+        .expect("remove");
     expected.push(("member.remove", u.id.to_string()));
     store
         .record_audit(
@@ -839,7 +876,10 @@ async fn case_audit_is_atomic_with_the_change(store: &Store) {
         .revoke_api_key(&c, org.id, Uuid::now_v7())
         .await
         .is_err());
-    assert!(store.remove_member(&c, org.id, owner.id).await.is_err());
+    assert!(store
+        .remove_member(&c, org.id, owner.id, OwnerRule::MayManageOwners)
+        .await
+        .is_err());
     assert_eq!(store.count_audit(org.id).await.expect("count"), start);
     assert_eq!(store.count_audit(other.id).await.expect("count"), 1);
 }
@@ -1157,7 +1197,7 @@ async fn case_timestamps_round_trip(store: &Store) {
     );
     let (_, h) = generate_token();
     let s = store
-        .create_session(owner.id, &h, "csrf", odd)
+        .create_session(&system(), owner.id, &h, "csrf", odd)
         .await
         .expect("session");
     assert_eq!(s.expires_at, expected);
@@ -1209,8 +1249,14 @@ async fn case_concurrent_writers(store: &Store) {
         .await
         .expect("second owner");
     let (a, b) = tokio::join!(
-        store.update_member_role(&c, org.id, first.id, Role::Member),
-        store.remove_member(&c, org.id, second.id),
+        store.update_member_role(
+            &c,
+            org.id,
+            first.id,
+            Role::Member,
+            OwnerRule::MayManageOwners
+        ),
+        store.remove_member(&c, org.id, second.id, OwnerRule::MayManageOwners),
     );
     assert!(a.is_ok() != b.is_ok(), "exactly one wins: {a:?} / {b:?}");
     let loser = a.err().or(b.err()).expect("one error");
@@ -1322,4 +1368,297 @@ async fn concurrent_first_starts_on_one_sqlite_file_all_succeed() {
         assert!(store.integrity_check().await.is_ok());
         store.close().await;
     }
+}
+
+// ----- issue 9: owner rule in the transaction, invitations, resets, purge -----------------
+
+/// Finding 7: the owner rule was read outside the transaction. An admin removing a member
+/// while an owner promotes that member to owner must never both succeed, and the
+/// organization never ends without an owner, however the three changes interleave.
+async fn case_owner_rule_races_200_times(store: &Store) {
+    for round in 0..200 {
+        let (org, owner) = org_owned_by(store, &format!("Race{round}")).await;
+        let target = user(store, &format!("target{round}@example.com")).await;
+        let c = ctx(None, Actor::User(owner.id));
+        store
+            .add_member(&c, org.id, target.id, Role::Member)
+            .await
+            .expect("member");
+        let (promote, remove, step_down) = tokio::join!(
+            store.update_member_role(
+                &c,
+                org.id,
+                target.id,
+                Role::Owner,
+                OwnerRule::MayManageOwners
+            ),
+            store.remove_member(&c, org.id, target.id, OwnerRule::OwnersUntouchable),
+            store.update_member_role(
+                &c,
+                org.id,
+                owner.id,
+                Role::Admin,
+                OwnerRule::MayManageOwners
+            ),
+        );
+        assert!(
+            !(promote.is_ok() && remove.is_ok()),
+            "round {round}: an admin removed a member who had become owner"
+        );
+        if let Err(e) = &remove {
+            assert!(
+                matches!(e, StoreError::Forbidden(r) if r == "owner"),
+                "round {round}: {e:?}"
+            );
+        }
+        if let Err(e) = &step_down {
+            assert!(is_conflict(e, "last_owner"), "round {round}: {e:?}");
+        }
+        let members = store.list_members(org.id, page(1, 10)).await.expect("list");
+        assert!(
+            members.items.iter().any(|m| m.role == Role::Owner),
+            "round {round}: no owner left"
+        );
+    }
+}
+
+fn invitation(org: Uuid, email: &str, role: Role, ttl: Duration) -> ([u8; 32], NewInvitation) {
+    let (_, hash) = generate_token();
+    (
+        hash,
+        NewInvitation {
+            org_id: org,
+            email: email.into(),
+            name: Some("Invitee".into()),
+            role,
+            token_hash: hash,
+            expires_at: OffsetDateTime::now_utc() + ttl,
+        },
+    )
+}
+
+async fn case_invitations_are_single_use_and_bound_to_the_email(store: &Store) {
+    let (org, owner) = org_owned_by(store, "Inviting").await;
+    let c = ctx(Some(org.id), Actor::User(owner.id));
+    let (hash, new) = invitation(org.id, "New@Example.com", Role::Admin, Duration::hours(1));
+    let inv = store.create_invitation(&c, new).await.expect("invite");
+    assert_eq!(inv.role, Role::Admin);
+    assert!(inv.accepted_at.is_none());
+    let pw = hash_password("invitee's own password").expect("hash");
+    let member = store
+        .redeem_invitation(
+            &system(),
+            &hash,
+            Redeemer::NewAccount {
+                name: None,
+                password_hash: pw.clone(),
+            },
+        )
+        .await
+        .expect("redeem");
+    assert_eq!(member.role, Role::Admin);
+    assert_eq!(member.user.name, "Invitee");
+    let creds = store
+        .find_user_by_email("new@example.com")
+        .await
+        .expect("find")
+        .expect("created");
+    assert!(verify_password(
+        "invitee's own password",
+        creds.password_hash.as_deref().unwrap()
+    ));
+    // Once only.
+    let again = store
+        .redeem_invitation(&system(), &hash, Redeemer::SignedIn(member.user.id))
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
+    let listed = store
+        .list_invitations(org.id, page(1, 10))
+        .await
+        .expect("list");
+    assert_eq!(listed.total, 1);
+    assert!(listed.items[0].accepted_at.is_some());
+
+    // An existing account: a new-account redemption is refused, another account is
+    // refused, the account itself succeeds.
+    let (other_org, other_owner) = org_owned_by(store, "Other").await;
+    let oc = ctx(Some(other_org.id), Actor::User(other_owner.id));
+    let (hash, new) = invitation(
+        other_org.id,
+        "new@example.com",
+        Role::Member,
+        Duration::hours(1),
+    );
+    store.create_invitation(&oc, new).await.expect("invite");
+    let planted = store
+        .redeem_invitation(
+            &system(),
+            &hash,
+            Redeemer::NewAccount {
+                name: None,
+                password_hash: pw,
+            },
+        )
+        .await;
+    assert!(
+        matches!(&planted, Err(StoreError::Conflict(f)) if f == "account"),
+        "{planted:?}"
+    );
+    let wrong = store
+        .redeem_invitation(&system(), &hash, Redeemer::SignedIn(owner.id))
+        .await;
+    assert!(
+        matches!(&wrong, Err(StoreError::Forbidden(f)) if f == "account"),
+        "{wrong:?}"
+    );
+    store
+        .redeem_invitation(&system(), &hash, Redeemer::SignedIn(member.user.id))
+        .await
+        .expect("the account itself redeems");
+    assert_eq!(
+        store
+            .get_role(other_org.id, member.user.id)
+            .await
+            .expect("role"),
+        Some(Role::Member)
+    );
+
+    // Expired and revoked invitations do nothing.
+    let (hash, new) = invitation(
+        org.id,
+        "late@example.com",
+        Role::Member,
+        Duration::seconds(-1),
+    );
+    store.create_invitation(&c, new).await.expect("invite");
+    let late = store
+        .redeem_invitation(
+            &system(),
+            &hash,
+            Redeemer::NewAccount {
+                name: None,
+                password_hash: "x".into(),
+            },
+        )
+        .await;
+    assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
+    assert!(store
+        .find_user_by_email("late@example.com")
+        .await
+        .expect("find")
+        .is_none());
+    let (hash, new) = invitation(org.id, "gone@example.com", Role::Member, Duration::hours(1));
+    let inv = store.create_invitation(&c, new).await.expect("invite");
+    assert!(matches!(
+        store.revoke_invitation(&oc, other_org.id, inv.id).await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .revoke_invitation(&c, org.id, inv.id)
+        .await
+        .expect("revoke");
+    let gone = store
+        .redeem_invitation(&system(), &hash, Redeemer::SignedIn(owner.id))
+        .await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+}
+
+async fn case_password_reset_is_single_use_and_ends_sessions(store: &Store) {
+    let (_, owner) = org_owned_by(store, "Forgetful").await;
+    let c = ctx(None, Actor::User(owner.id));
+    let (_, session) = generate_token();
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    store
+        .create_session(&c, owner.id, &session, "csrf", later)
+        .await
+        .expect("session");
+    let (_, token) = generate_token();
+    assert!(store
+        .create_password_reset(&system(), "nobody@example.com", &token, later)
+        .await
+        .expect("unknown email")
+        .is_none());
+    let found = store
+        .create_password_reset(&system(), &owner.email, &token, later)
+        .await
+        .expect("reset")
+        .expect("known email");
+    assert_eq!(found.id, owner.id);
+    let pw = hash_password("a brand new password").expect("hash");
+    assert_eq!(
+        store
+            .reset_password(&system(), &token, &pw)
+            .await
+            .expect("reset"),
+        owner.id
+    );
+    assert!(store.find_session(&session).await.expect("find").is_none());
+    assert!(matches!(
+        store.reset_password(&system(), &token, &pw).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn case_login_and_logout_are_audited_in_their_transaction(store: &Store) {
+    let (org, owner) = org_owned_by(store, "Audited").await;
+    let c = ctx(Some(org.id), Actor::User(owner.id));
+    let (_, hash) = generate_token();
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    store
+        .create_session(&c, owner.id, &hash, "csrf", later)
+        .await
+        .expect("session");
+    assert_eq!(
+        store.end_session(&c, &hash).await.expect("logout"),
+        Some(owner.id)
+    );
+    assert_eq!(store.end_session(&c, &hash).await.expect("again"), None);
+    for action in ["auth.login", "auth.logout"] {
+        let found = store
+            .list_audit(
+                org.id,
+                &AuditFilter {
+                    action: Some(action.into()),
+                    ..AuditFilter::default()
+                },
+                page(1, 10),
+            )
+            .await
+            .expect("audit");
+        assert_eq!(found.total, 1, "{action}");
+    }
+    // A session for a user that does not exist leaves no audit record.
+    let before = store.count_audit(org.id).await.expect("count");
+    let (_, h) = generate_token();
+    assert!(store
+        .create_session(&c, Uuid::now_v7(), &h, "csrf", later)
+        .await
+        .is_err());
+    assert_eq!(store.count_audit(org.id).await.expect("count"), before);
+}
+
+async fn case_purge_removes_expired_rows(store: &Store) {
+    let (org, owner) = org_owned_by(store, "Purge").await;
+    let c = ctx(None, Actor::User(owner.id));
+    let past = OffsetDateTime::now_utc() - Duration::seconds(1);
+    let (_, old) = generate_token();
+    store
+        .create_session(&c, owner.id, &old, "csrf", past)
+        .await
+        .expect("expired session");
+    let (_, live) = generate_token();
+    store
+        .create_session(&c, owner.id, &live, "csrf", past + Duration::hours(2))
+        .await
+        .expect("live session");
+    let (_, new) = invitation(
+        org.id,
+        "old@example.com",
+        Role::Member,
+        Duration::seconds(-1),
+    );
+    store.create_invitation(&c, new).await.expect("invite");
+    assert_eq!(store.purge_expired().await.expect("purge"), 2);
+    assert!(store.find_session(&live).await.expect("find").is_some());
+    assert_eq!(store.purge_expired().await.expect("purge again"), 0);
 }

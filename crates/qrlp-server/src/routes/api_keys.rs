@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Auth;
-use crate::authz::{need, validate_scopes};
+use crate::auth::{Auth, Principal};
+use crate::authz::{need, scope_covered, validate_scopes};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Input;
 use crate::state::AppState;
@@ -25,8 +25,9 @@ use crate::views::{ApiKeyList, ApiKeyView, PageQuery, Pagination};
 pub struct CreateApiKey {
     /// What the key is for, 1 to 100 characters.
     pub name: String,
-    /// What it may do (default `["*"]`: everything its creator's role allows): `*`,
-    /// `read`, or permission names such as `audit:read`.
+    /// What it may do: `*`, `read`, or permission names such as `audit:read`. Each must be
+    /// within the caller's own scopes (403 otherwise). Default: the calling key's scopes, or
+    /// `["*"]` (everything the role allows) for a user session.
     pub scopes: Option<Vec<String>>,
     /// When it stops working, RFC 3339; must be in the future.
     pub expires_at: Option<String>,
@@ -82,7 +83,7 @@ pub async fn list_api_keys(
     responses(
         (status = 201, description = "Created; the secret is in `key`, shown this once", body = CreatedApiKey),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 403, description = "The role does not allow it", body = ErrorBody)
+        (status = 403, description = "The role does not allow it, or a scope is wider than the caller's", body = ErrorBody)
     )
 )]
 pub async fn create_api_key(
@@ -91,11 +92,29 @@ pub async fn create_api_key(
     Input(body): Input<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     let name = qrlp_store::valid_name("name", &body.name).map_err(store_error)?;
-    let scopes = body.scopes.unwrap_or_else(|| vec!["*".to_string()]);
+    // Finding 1: delegation never escalates. A key's new key gets at most its scopes; a
+    // session holds every scope its role allows, `organizations:create` included.
+    let held: Vec<String> = match &auth.principal {
+        Principal::ApiKey(k) => k.key.scopes.clone(),
+        Principal::Session { .. } => vec!["*".into(), "organizations:create".into()],
+    };
+    let scopes = match body.scopes {
+        Some(s) => s,
+        None => match &auth.principal {
+            Principal::ApiKey(k) => k.key.scopes.clone(),
+            Principal::Session { .. } => vec!["*".to_string()],
+        },
+    };
     if scopes.is_empty() || scopes.len() > 32 {
         return Err(ApiError::invalid_field("scopes", "give 1 to 32 scopes"));
     }
     validate_scopes(&scopes).map_err(|m| ApiError::invalid_field("scopes", m))?;
+    if let Some(wider) = scopes.iter().find(|s| !scope_covered(&held, s)) {
+        return Err(ApiError::forbidden(format!(
+            "A key cannot get the scope {wider:?}, which the caller does not hold"
+        ))
+        .with_details(serde_json::json!({ "scope": wider, "held": held })));
+    }
     let expires_at = match body.expires_at.as_deref() {
         None => None,
         Some(text) => {

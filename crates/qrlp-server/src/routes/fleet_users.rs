@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Auth;
-use crate::authz::{need, Permission};
+use crate::authz::need;
 use crate::fleet::{FleetError, SeedErrorBody};
 use crate::state::AppState;
 use crate::views::{MemberView, PageQuery, Pagination};
@@ -91,17 +91,17 @@ pub async fn set_permissions(
         .parse()
         .map_err(|_| FleetError::validation("role", "must be owner, admin, member or viewer"))?;
     let org = auth.org()?.organization.id;
-    let store = state.store();
-    let current = store
-        .get_role(org, user_id)
-        .await
-        .map_err(FleetError::store)?
-        .ok_or_else(|| FleetError::not_found("User"))?;
-    if role == Role::Owner || current == Role::Owner {
-        auth.require(Permission::OrganizationOwner)?;
-    }
-    let member = store
-        .update_member_role(&auth.audit(), org, user_id, role)
+    // The owner rule is checked by the store inside the transaction, as for
+    // `PATCH /organizations/{org_id}/members/{user_id}`.
+    let member = state
+        .store()
+        .update_member_role(
+            &auth.audit(),
+            org,
+            user_id,
+            role,
+            crate::routes::orgs::owner_rule(&auth),
+        )
         .await
         .map_err(|e| match e {
             StoreError::NotFound => FleetError::not_found("User"),

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod fleet_users;
 pub mod fleet_ws;
 pub mod health;
+pub mod invitations;
 pub mod monitoring;
 pub mod orgs;
 pub mod qr;

@@ -7,12 +7,12 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use qrlp_store::{Plan, Role};
+use qrlp_store::{OwnerRule, Plan, Role};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, AuthContext};
 use crate::authz::{need, Permission};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Input;
@@ -28,7 +28,8 @@ use crate::views::{
 pub struct CreateOrganization {
     /// 1 to 100 characters, unique regardless of case.
     pub name: String,
-    /// `free` (default), `starter`, `professional` or `enterprise`.
+    /// Only `free` (the default) is accepted: an operator changes plans
+    /// (`qrlp admin set-plan`).
     pub plan: Option<String>,
 }
 
@@ -38,20 +39,8 @@ pub struct CreateOrganization {
 pub struct UpdateOrganization {
     /// A new name.
     pub name: Option<String>,
-    /// A new plan (owners only).
+    /// Refused (403): an operator changes plans (`qrlp admin set-plan`).
     pub plan: Option<String>,
-}
-
-/// Body of `POST .../members`: an existing user, by id or email, and a role.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    /// The user's id.
-    pub user_id: Option<Uuid>,
-    /// Or the user's email.
-    pub email: Option<String>,
-    /// `owner`, `admin`, `member` (default) or `viewer`.
-    pub role: Option<String>,
 }
 
 /// Body of `PATCH .../members/{user_id}`.
@@ -71,6 +60,15 @@ pub(crate) fn parse_plan(plan: &str) -> Result<Plan, ApiError> {
     plan.parse::<Plan>().map_err(|_| {
         ApiError::invalid_field("plan", "must be free, starter, professional or enterprise")
     })
+}
+
+/// Whether the caller may touch owners (the conditional rule of the member routes).
+pub(crate) fn owner_rule(auth: &AuthContext) -> OwnerRule {
+    if auth.allows(Permission::OrganizationOwner) {
+        OwnerRule::MayManageOwners
+    } else {
+        OwnerRule::OwnersUntouchable
+    }
 }
 
 pub(crate) fn parse_role(role: &str) -> Result<Role, ApiError> {
@@ -132,7 +130,8 @@ pub async fn list_organizations(
     }))
 }
 
-/// Create an organization; you become its owner.
+/// Create an organization on the free plan; you become its owner. Needs a user session or
+/// an API key whose scopes name `organizations:create`.
 #[utoipa::path(
     post,
     path = "/api/v1/organizations",
@@ -143,22 +142,29 @@ pub async fn list_organizations(
         (status = 201, description = "Created", body = OrganizationView),
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 401, description = "No valid credentials", body = ErrorBody),
-        (status = 403, description = "A key with no creating user cannot own an organization", body = ErrorBody),
+        (status = 403, description = "Needs a user session or a key whose scopes name organizations:create (and a creating user)", body = ErrorBody),
         (status = 409, description = "The name is taken", body = ErrorBody)
     )
 )]
 pub async fn create_organization(
     State(state): State<AppState>,
-    auth: Auth<need::Authenticated>,
+    auth: Auth<need::OrganizationsCreate>,
     Input(body): Input<CreateOrganization>,
 ) -> Result<(StatusCode, Json<OrganizationView>), ApiError> {
     let name = org_name(&body.name)?;
+    // Finding 3: the plan came from the body, so anyone could pick a paid plan.
     let plan = body
         .plan
         .as_deref()
         .map(parse_plan)
         .transpose()?
         .unwrap_or(Plan::Free);
+    if plan != Plan::Free {
+        return Err(ApiError::invalid_field(
+            "plan",
+            "new organizations start on the free plan; an operator changes plans (qrlp admin set-plan)",
+        ));
+    }
     let owner = auth.principal.user_id().ok_or_else(|| {
         ApiError::forbidden("This key was not created by a user, so it cannot own an organization")
     })?;
@@ -200,7 +206,7 @@ pub async fn get_organization(
     Ok(Json(view))
 }
 
-/// Rename an organization, or (owners) change its plan.
+/// Rename an organization. Plans are changed by an operator, not through the API.
 #[utoipa::path(
     patch,
     path = "/api/v1/organizations/{org_id}",
@@ -224,7 +230,9 @@ pub async fn update_organization(
     let name = body.name.as_deref().map(org_name).transpose()?;
     let plan = body.plan.as_deref().map(parse_plan).transpose()?;
     if plan.is_some() {
-        auth.require(Permission::OrganizationOwner)?;
+        return Err(ApiError::forbidden(
+            "Only an operator changes plans (qrlp admin set-plan)",
+        ));
     }
     if name.is_none() && plan.is_none() {
         return Err(ApiError::invalid_field(
@@ -294,58 +302,6 @@ pub async fn list_members(
     }))
 }
 
-/// Add an existing user to an organization.
-#[utoipa::path(
-    post,
-    path = "/api/v1/organizations/{org_id}/members",
-    tag = "organizations",
-    params(("org_id" = Uuid, Path, description = "Organization id")),
-    request_body = AddMember,
-    security(("api_key" = []), ("bearer" = []), ("session" = [])),
-    responses(
-        (status = 201, description = "Added", body = MemberView),
-        (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 403, description = "Not a member, or the role does not allow it", body = ErrorBody),
-        (status = 404, description = "No such user", body = ErrorBody),
-        (status = 409, description = "Already a member", body = ErrorBody)
-    )
-)]
-pub async fn add_member(
-    State(state): State<AppState>,
-    auth: Auth<need::MembersWrite>,
-    Path(org_id): Path<Uuid>,
-    Input(body): Input<AddMember>,
-) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    let role = body
-        .role
-        .as_deref()
-        .map(parse_role)
-        .transpose()?
-        .unwrap_or(Role::Member);
-    if role == Role::Owner {
-        auth.require(Permission::OrganizationOwner)?;
-    }
-    let store = state.store();
-    let user = match (body.user_id, body.email.as_deref()) {
-        (Some(id), _) => id,
-        (None, Some(email)) => {
-            store
-                .find_user_by_email(email)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(ApiError::not_found)?
-                .user
-                .id
-        }
-        (None, None) => return Err(ApiError::invalid_field("user_id", "give user_id or email")),
-    };
-    let member = store
-        .add_member(&auth.audit(), org_id, user, role)
-        .await
-        .map_err(store_error)?;
-    Ok((StatusCode::CREATED, Json(MemberView::from(&member))))
-}
-
 /// Change a member's role.
 #[utoipa::path(
     patch,
@@ -369,17 +325,11 @@ pub async fn change_role(
     Input(body): Input<ChangeRole>,
 ) -> Result<Json<MemberView>, ApiError> {
     let role = parse_role(&body.role)?;
-    let store = state.store();
-    let current = store
-        .get_role(org_id, user_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(ApiError::not_found)?;
-    if role == Role::Owner || current == Role::Owner {
-        auth.require(Permission::OrganizationOwner)?;
-    }
-    let member = store
-        .update_member_role(&auth.audit(), org_id, user_id, role)
+    // The owner rule is decided by the store on the role the target has inside the
+    // transaction, so a concurrent promotion cannot slip past it.
+    let member = state
+        .store()
+        .update_member_role(&auth.audit(), org_id, user_id, role, owner_rule(&auth))
         .await
         .map_err(store_error)?;
     Ok(Json(MemberView::from(&member)))
@@ -404,17 +354,9 @@ pub async fn remove_member(
     auth: Auth<need::MembersWrite>,
     Path((org_id, user_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let store = state.store();
-    let current = store
-        .get_role(org_id, user_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(ApiError::not_found)?;
-    if current == Role::Owner {
-        auth.require(Permission::OrganizationOwner)?;
-    }
-    store
-        .remove_member(&auth.audit(), org_id, user_id)
+    state
+        .store()
+        .remove_member(&auth.audit(), org_id, user_id, owner_rule(&auth))
         .await
         .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,24 +1,25 @@
 //! Web UI sessions: `POST /api/v1/auth/login` and `POST /api/v1/auth/logout`.
 //!
 //! Login sets the `qrlp_session` cookie: HttpOnly, SameSite=Lax, Path=/, and Secure when the
-//! request came over HTTPS (or `auth.secure_cookies = "always"`). The answer carries the
+//! request came over HTTPS as [`ClientInfo`] derives it (only a trusted proxy can say so), or
+//! `auth.secure_cookies = "always"`. The answer carries the
 //! session's `csrf_token`; mutating requests authenticated by the cookie must send it in
 //! `X-CSRF-Token` and come from an allowed `Origin`.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qrlp_config::SecureCookies;
 use qrlp_store::{Actor, UserCredentials};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::auth::{cookie, is_https, session_hash, PeerAddr, RequestMeta, SESSION_COOKIE};
+use crate::auth::credentials::password_checkable;
+use crate::auth::{cookie, session_cookie, session_hash, RequestMeta, SESSION_COOKIE};
+use crate::client::ClientInfo;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Input;
 use crate::state::AppState;
@@ -46,28 +47,6 @@ pub struct LoggedIn {
     pub expires_at: String,
 }
 
-/// A hash to check passwords against when the email is unknown, so that the answer takes
-/// as long as for a known email.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        qrlp_store::secret::hash_password("decoy password that matches nothing").unwrap_or_default()
-    })
-}
-
-fn cookie_header(state: &AppState, headers: &HeaderMap, value: &str, max_age: u64) -> HeaderValue {
-    let secure = match state.config().auth.secure_cookies {
-        SecureCookies::Always => true,
-        SecureCookies::Never => false,
-        SecureCookies::Auto => is_https(headers),
-    };
-    let text = format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
-    );
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// Log in to the web UI.
 #[utoipa::path(
     post,
@@ -79,16 +58,18 @@ fn cookie_header(state: &AppState, headers: &HeaderMap, value: &str, max_age: u6
             headers(("Set-Cookie" = String, description = "qrlp_session=…; HttpOnly; SameSite=Lax"))),
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address", body = ErrorBody)
+        (status = 429, description = "Too many attempts from this address", body = ErrorBody),
+        (status = 503, description = "Too many password checks at once; retry after Retry-After", body = ErrorBody)
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
-    PeerAddr(peer): PeerAddr,
+    client: ClientInfo,
     headers: HeaderMap,
     Input(body): Input<Login>,
 ) -> Result<Response, ApiError> {
-    if body.email.len() > 254 || body.password.len() > 1024 {
+    // Longer passwords cannot belong to any account (the same rule as at creation).
+    if body.email.len() > 254 || !password_checkable(&body.password) {
         return Err(ApiError::unauthorized("Wrong email or password"));
     }
     let store = state.store();
@@ -100,14 +81,10 @@ pub async fn login(
         Some(UserCredentials {
             user,
             password_hash: Some(h),
-        }) => (Some(user), h),
-        _ => (None, decoy_hash().to_string()),
+        }) => (Some(user), Some(h)),
+        _ => (None, None),
     };
-    let password = body.password;
-    let matches =
-        tokio::task::spawn_blocking(move || qrlp_store::secret::verify_password(&password, &hash))
-            .await
-            .map_err(ApiError::internal)?;
+    let matches = state.passwords().verify(body.password, hash).await?;
     let Some(user) = user.filter(|_| matches) else {
         return Err(ApiError::unauthorized("Wrong email or password"));
     };
@@ -115,18 +92,14 @@ pub async fn login(
     let csrf = qrlp_store::secret::generate_csrf_token();
     let ttl = state.config().auth.session_ttl_secs;
     let expires = OffsetDateTime::now_utc() + Duration::from_secs(ttl);
+    let meta = RequestMeta::of(&headers, &client);
     let session = store
-        .create_session(user.id, &token_hash, &csrf, expires)
-        .await
-        .map_err(store_error)?;
-    let meta = RequestMeta::of(&headers, peer);
-    store
-        .record_audit(
+        .create_session(
             &meta.audit(None, Actor::User(user.id)),
-            "auth.login",
-            "session",
-            Some(&session.id.to_string()),
-            serde_json::json!({}),
+            user.id,
+            &token_hash,
+            &csrf,
+            expires,
         )
         .await
         .map_err(store_error)?;
@@ -138,7 +111,7 @@ pub async fn login(
     .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        cookie_header(&state, &headers, &token, ttl),
+        session_cookie(&state, &client, &token, ttl),
     );
     Ok(response)
 }
@@ -154,29 +127,20 @@ pub async fn login(
 )]
 pub async fn logout(
     State(state): State<AppState>,
-    PeerAddr(peer): PeerAddr,
+    client: ClientInfo,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(hash) = cookie(&headers, SESSION_COOKIE).and_then(session_hash) {
-        let store = state.store();
-        if let Some((session, user)) = store.find_session(&hash).await.map_err(store_error)? {
-            store.delete_session(&hash).await.map_err(store_error)?;
-            let meta = RequestMeta::of(&headers, peer);
-            store
-                .record_audit(
-                    &meta.audit(None, Actor::User(user.id)),
-                    "auth.logout",
-                    "session",
-                    Some(&session.id.to_string()),
-                    serde_json::json!({}),
-                )
-                .await
-                .map_err(store_error)?;
-        }
+        let meta = RequestMeta::of(&headers, &client);
+        state
+            .store()
+            .end_session(&meta.audit(None, Actor::System), &hash)
+            .await
+            .map_err(store_error)?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, cookie_header(&state, &headers, "", 0));
+        .insert(header::SET_COOKIE, session_cookie(&state, &client, "", 0));
     Ok(response)
 }

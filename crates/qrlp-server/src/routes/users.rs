@@ -1,21 +1,18 @@
-//! Users: who am I, create a user (admins), and look one up.
+//! Users: who am I, and look one up. Creating a user is an invitation
+//! ([`crate::routes::invitations::create_user`]).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
-use qrlp_store::Role;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Auth, Principal};
-use crate::authz::{need, Permission};
+use crate::authz::need;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Input;
-use crate::routes::orgs::parse_role;
 use crate::state::AppState;
 use crate::store_error;
-use crate::views::{ApiKeyView, MemberView, OrganizationView, UserView};
+use crate::views::{ApiKeyView, OrganizationView, UserView};
 
 /// Body of `GET /api/v1/users/me`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,21 +23,6 @@ pub struct Me {
     pub organization: Option<OrganizationView>,
     /// The API key, when the request used one.
     pub api_key: Option<ApiKeyView>,
-}
-
-/// Body of `POST /api/v1/users`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    /// Email address; unique regardless of case.
-    pub email: String,
-    /// Display name, 1 to 200 characters.
-    pub name: String,
-    /// Initial password for the web UI, 12 to 1024 characters; omit for an API-only user.
-    pub password: Option<String>,
-    /// Role in the organization of the request: `member` (default), `viewer`, `admin` or
-    /// `owner`.
-    pub role: Option<String>,
 }
 
 /// Who is calling.
@@ -79,69 +61,6 @@ pub async fn me(
         organization,
         api_key,
     }))
-}
-
-/// Create a user and add them to the organization of the request.
-#[utoipa::path(
-    post,
-    path = "/api/v1/users",
-    tag = "users",
-    request_body = CreateUser,
-    security(("api_key" = []), ("bearer" = []), ("session" = [])),
-    responses(
-        (status = 201, description = "Created and added", body = MemberView),
-        (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 403, description = "The role does not allow it", body = ErrorBody),
-        (status = 409, description = "The email is taken", body = ErrorBody)
-    )
-)]
-pub async fn create_user(
-    State(state): State<AppState>,
-    auth: Auth<need::MembersWrite>,
-    Input(body): Input<CreateUser>,
-) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    // The store's rules, checked before the password is hashed.
-    let email = qrlp_store::valid_email(&body.email).map_err(store_error)?;
-    let name = qrlp_store::valid_name("name", &body.name).map_err(store_error)?;
-    let role = body
-        .role
-        .as_deref()
-        .map(parse_role)
-        .transpose()?
-        .unwrap_or(Role::Member);
-    if role == Role::Owner {
-        auth.require(Permission::OrganizationOwner)?;
-    }
-    let hash = match body.password.as_deref() {
-        Some(p) if !(12..=1024).contains(&p.chars().count()) => {
-            return Err(ApiError::invalid_field(
-                "password",
-                "must be 12 to 1024 characters",
-            ))
-        }
-        Some(p) => {
-            let p = p.to_string();
-            Some(
-                tokio::task::spawn_blocking(move || qrlp_store::secret::hash_password(&p))
-                    .await
-                    .map_err(ApiError::internal)?
-                    .map_err(store_error)?,
-            )
-        }
-        None => None,
-    };
-    let org = auth.org()?.organization.id;
-    let store = state.store();
-    let audit = auth.audit();
-    let user = store
-        .create_user(&audit, &email, &name, hash.as_deref())
-        .await
-        .map_err(store_error)?;
-    let member = store
-        .add_member(&audit, org, user.id, role)
-        .await
-        .map_err(store_error)?;
-    Ok((StatusCode::CREATED, Json(MemberView::from(&member))))
 }
 
 /// Get a user who shares the request's organization.

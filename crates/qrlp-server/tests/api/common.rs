@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate metrics listener, when `metrics.listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// The data directory (SQLite database), removed when the app is dropped; `None` when
     /// the configuration named its own.
@@ -41,12 +43,14 @@ impl TestApp {
         config.validate().expect("test configuration is valid");
         let server = Server::bind_with(config, extra).await.expect("binds");
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         TestApp {
             addr,
+            metrics_addr,
             client: reqwest::Client::new(),
             data_dir,
             shutdown: Some(tx),

@@ -117,7 +117,12 @@ async fn wrong_method_is_405_json() {
     assert_error(r, 405, "METHOD_NOT_ALLOWED", "Method not allowed").await;
     let r = app.post_json("/healthz", "{}").await;
     assert_error(r, 405, "METHOD_NOT_ALLOWED", "Method not allowed").await;
-    let r = app.client.put(app.url("/metrics")).send().await.unwrap();
+    let r = app
+        .client
+        .put(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_error(r, 405, "METHOD_NOT_ALLOWED", "Method not allowed").await;
 }
 
@@ -285,11 +290,27 @@ async fn healthz_and_readyz_without_redis() {
 
 #[tokio::test]
 async fn metrics_use_route_templates() {
-    let app = TestApp::start().await;
+    let mut config = Config::default();
+    config.metrics.token = METRICS_TOKEN.into();
+    let app = TestApp::start_with(config, Router::new()).await;
     app.get("/healthz").await;
     app.get("/private-path-9f8e7d").await;
     app.post_json("/v1/qr", "{}").await;
-    let r = app.get("/metrics").await;
+    // Finding 9: metrics were public. With a token, only its bearer reads them.
+    assert_error(
+        app.get("/metrics").await,
+        401,
+        "UNAUTHORIZED",
+        "Metrics need Authorization: Bearer <metrics.token>",
+    )
+    .await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -305,6 +326,7 @@ async fn metrics_use_route_templates() {
         "qrlp_http_request_duration_seconds_count{route=\"/healthz\",method=\"GET\"} 1",
         "# TYPE qrlp_http_request_duration_seconds histogram",
         "qrlp_http_requests_in_flight 1",
+        "qrlp_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"401\"} 1",
         "qrlp_qr_generated_total{format=\"png\"} 0",
         "# TYPE qrlp_log_lines_dropped_total counter",
     ] {
@@ -317,8 +339,34 @@ async fn metrics_use_route_templates() {
 
     let mut config = Config::default();
     config.metrics.enabled = false;
+    config.metrics.token = METRICS_TOKEN.into();
     let app = TestApp::start_with(config, Router::new()).await;
     assert_error(app.get("/metrics").await, 404, "NOT_FOUND", "Not found").await;
+}
+
+const METRICS_TOKEN: &str = "metrics-token-for-tests";
+
+/// Finding 9: `/metrics` was public by default. Now it is off the public listener unless a
+/// token is set, and `metrics.listen` serves it on an address of its own.
+#[tokio::test]
+async fn metrics_are_off_the_public_listener_by_default() {
+    let app = TestApp::start().await;
+    assert_error(app.get("/metrics").await, 404, "NOT_FOUND", "Not found").await;
+    let mut config = Config::default();
+    config.metrics.listen = "127.0.0.1:0".into();
+    let app = TestApp::start_with(config, Router::new()).await;
+    assert_error(app.get("/metrics").await, 404, "NOT_FOUND", "Not found").await;
+    let addr = app.metrics_addr.expect("metrics listener");
+    let text = app
+        .client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("qrlp_build_info"), "{text}");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod common;
 mod envelope;
 mod fleet;
+mod hardening;
 mod lifecycle;
 mod openapi;
 mod platform;

@@ -9,24 +9,24 @@ use serde_json::{json, Value};
 use crate::common::{error_body, TestApp};
 
 /// A server plus direct access to its database, for bootstrapping organizations.
-struct Platform {
-    app: TestApp,
-    store: Store,
+pub(crate) struct Platform {
+    pub(crate) app: TestApp,
+    pub(crate) store: Store,
 }
 
 /// An organization made by bootstrap: its id, its owner's id and the owner's key.
-struct Org {
-    id: String,
-    owner: String,
-    key: String,
+pub(crate) struct Org {
+    pub(crate) id: String,
+    pub(crate) owner: String,
+    pub(crate) key: String,
 }
 
 impl Platform {
-    async fn start() -> Platform {
+    pub(crate) async fn start() -> Platform {
         Platform::start_with(Config::default()).await
     }
 
-    async fn start_with(config: Config) -> Platform {
+    pub(crate) async fn start_with(config: Config) -> Platform {
         let app = TestApp::start_with(config, axum::Router::new()).await;
         let dir = app
             .data_dir
@@ -44,7 +44,7 @@ impl Platform {
         Platform { app, store }
     }
 
-    async fn bootstrap(&self, name: &str, plan: Plan) -> Org {
+    pub(crate) async fn bootstrap(&self, name: &str, plan: Plan) -> Org {
         let key = qrlp_store::secret::generate_api_key();
         let done = self
             .store
@@ -68,7 +68,36 @@ impl Platform {
         }
     }
 
-    async fn call(
+    /// A key of `org`'s owner with exactly `scopes`, made directly in the store (a key can
+    /// only delegate what it holds, and the bootstrap key does not hold
+    /// `organizations:create`).
+    pub(crate) async fn key_with(&self, org: &Org, scopes: &[&str]) -> String {
+        let generated = qrlp_store::secret::generate_api_key();
+        self.store
+            .create_api_key(
+                &qrlp_store::AuditContext {
+                    org_id: None,
+                    actor: qrlp_store::Actor::System,
+                    ip: None,
+                    user_agent: None,
+                    request_id: None,
+                },
+                qrlp_store::NewApiKey {
+                    org_id: org.id.parse().unwrap(),
+                    name: "test".into(),
+                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                    created_by: Some(org.owner.parse().unwrap()),
+                    expires_at: None,
+                    prefix: generated.prefix.clone(),
+                    hash: generated.hash,
+                },
+            )
+            .await
+            .expect("key");
+        generated.secret.clone()
+    }
+
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -85,7 +114,7 @@ impl Platform {
         req.send().await.expect("request sent")
     }
 
-    async fn json(
+    pub(crate) async fn json(
         &self,
         method: Method,
         path: &str,
@@ -106,23 +135,48 @@ impl Platform {
 
     /// A new user in `org` with `role`, and a key acting for them (made by `admin_key`'s
     /// user... so keys are made by a session of the new user instead: see `login`).
-    async fn user(&self, org: &Org, email: &str, role: &str) -> (String, String) {
-        let v = self
-            .json(
-                Method::POST,
-                "/api/v1/users",
-                &org.key,
-                Some(json!({"email": email, "name": "U", "password": "correct horse battery", "role": role})),
-                201,
-            )
-            .await;
+    pub(crate) async fn user(&self, org: &Org, email: &str, role: &str) -> (String, String) {
+        let token = self.invite(org, email, role).await;
+        let v = self.redeem(&token, "correct horse battery").await;
         assert_eq!(v["role"], role);
         let id = v["user"]["id"].as_str().unwrap().to_string();
         let (cookie, csrf) = self.login(email, "correct horse battery").await;
         (id, format!("{cookie}|{csrf}"))
     }
 
-    async fn login(&self, email: &str, password: &str) -> (String, String) {
+    /// Invites `email` into `org` with `role` (no mail configured: the token comes back).
+    pub(crate) async fn invite(&self, org: &Org, email: &str, role: &str) -> String {
+        let v = self
+            .json(
+                Method::POST,
+                "/api/v1/users",
+                &org.key,
+                Some(json!({"email": email, "name": "U", "role": role})),
+                202,
+            )
+            .await;
+        assert_eq!(v["delivery"], "link");
+        assert_eq!(v["invitation"]["role"], role);
+        v["invite_token"].as_str().expect("token").to_string()
+    }
+
+    /// Redeems an invitation for a new account with `password`; the member view.
+    pub(crate) async fn redeem(&self, token: &str, password: &str) -> Value {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/invitations/redeem",
+                None,
+                Some(json!({"token": token, "password": password})),
+            )
+            .await;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("JSON");
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    pub(crate) async fn login(&self, email: &str, password: &str) -> (String, String) {
         let r = self
             .call(
                 Method::POST,
@@ -142,7 +196,7 @@ impl Platform {
     }
 
     /// A request with a session cookie; `csrf` and `origin` as given.
-    async fn session_call(
+    pub(crate) async fn session_call(
         &self,
         method: Method,
         path: &str,
@@ -169,7 +223,7 @@ impl Platform {
         req.send().await.unwrap()
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("http://{}", self.app.addr)
     }
 }
@@ -582,16 +636,9 @@ async fn key_lifecycle_secret_shown_once_revoked_refused_and_every_change_audite
     )
     .await;
     mutations += 1;
-    let user = p
-        .json(
-            Method::POST,
-            "/api/v1/users",
-            &org.key,
-            Some(json!({"email": "dev@keys.example", "name": "Dev"})),
-            201,
-        )
-        .await;
-    mutations += 2; // user.create and member.add
+    let token = p.invite(&org, "dev@keys.example", "member").await;
+    let user = p.redeem(&token, "dev's own password").await;
+    mutations += 3; // invitation.create, then user.create and member.add
     let uid = user["user"]["id"].as_str().unwrap();
     p.json(
         Method::PATCH,
@@ -616,10 +663,10 @@ async fn key_lifecycle_secret_shown_once_revoked_refused_and_every_change_audite
         &format!("/api/v1/organizations/{}/members", org.id),
         &org.key,
         Some(json!({"email": "DEV@keys.example", "role": "member"})),
-        201,
+        202,
     )
     .await;
-    mutations += 1;
+    mutations += 1; // invitation.create
 
     // Revoke; the key is refused (this process re-reads within key_cache_ttl_ms).
     let revoked = p
@@ -743,6 +790,7 @@ async fn key_lifecycle_secret_shown_once_revoked_refused_and_every_change_audite
 async fn validation_conflicts_and_missing_credentials() {
     let p = Platform::start().await;
     let org = p.bootstrap("Valid", Plan::Enterprise).await;
+    let creator = p.key_with(&org, &["*", "organizations:create"]).await;
     let r = p.call(Method::GET, "/api/v1/users/me", None, None).await;
     let e = error_body(r, 401).await;
     assert_eq!(e["code"], "UNAUTHORIZED");
@@ -780,11 +828,6 @@ async fn validation_conflicts_and_missing_credentials() {
         ),
         (
             "/api/v1/users",
-            json!({"email": "a@b.example", "name": "X", "password": "short"}),
-            "password",
-        ),
-        (
-            "/api/v1/users",
             json!({"email": "a@b.example", "name": "X", "role": "root"}),
             "role",
         ),
@@ -796,7 +839,7 @@ async fn validation_conflicts_and_missing_credentials() {
         ),
     ] {
         let r = p
-            .call(Method::POST, path, Some(&org.key), Some(body.clone()))
+            .call(Method::POST, path, Some(&creator), Some(body.clone()))
             .await;
         let e = error_body(r, 400).await;
         assert_eq!(e["code"], "INVALID_INPUT", "{path} {body}");
@@ -814,39 +857,22 @@ async fn validation_conflicts_and_missing_credentials() {
     assert_eq!(error_body(r, 400).await["details"]["field"], "size");
 
     // Duplicates: 409 CONFLICT.
-    p.json(
-        Method::POST,
-        "/api/v1/users",
-        &org.key,
-        Some(json!({"email": "Dup@Valid.example", "name": "D"})),
-        201,
-    )
-    .await;
     let r = p
         .call(
             Method::POST,
-            "/api/v1/users",
-            Some(&org.key),
-            Some(json!({"email": "dup@valid.EXAMPLE", "name": "D"})),
+            "/api/v1/organizations",
+            Some(&creator),
+            Some(json!({"name": "VALID"})),
         )
         .await;
     let e = error_body(r, 409).await;
     assert_eq!(e["code"], "CONFLICT");
-    assert_eq!(e["details"]["field"], "email");
-    let r = p
-        .call(
-            Method::POST,
-            "/api/v1/organizations",
-            Some(&org.key),
-            Some(json!({"name": "VALID"})),
-        )
-        .await;
-    assert_eq!(error_body(r, 409).await["details"]["field"], "name");
+    assert_eq!(e["details"]["field"], "name");
     let created = p
         .json(
             Method::POST,
             "/api/v1/organizations",
-            &org.key,
+            &creator,
             Some(json!({"name": "Second"})),
             201,
         )

@@ -497,7 +497,9 @@ async fn defaults_from_the_environment() {
 
 #[tokio::test]
 async fn generated_images_are_counted_by_format() {
-    let app = TestApp::start().await;
+    let mut config = qrlp_config::Config::default();
+    config.metrics.token = "metrics-token-for-tests".into();
+    let app = TestApp::start_with(config, axum::Router::new()).await;
     png_of(&app, json!({"url": "a.com"})).await;
     png_of(&app, json!({"url": "b.com"})).await;
     let r = app
@@ -507,7 +509,16 @@ async fn generated_images_are_counted_by_format() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("metrics-token-for-tests")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("qrlp_qr_generated_total{format=\"png\"} 2\n"),
         "{metrics}"
