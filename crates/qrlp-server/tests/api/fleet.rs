@@ -905,3 +905,22 @@ async fn two_servers_share_events_and_the_replay_cache_through_redis() {
     let e = seed_error(send(&f.app).await.unwrap(), 401, "INVALID_TOKEN").await;
     assert_eq!(e["details"]["reason"], "replayed");
 }
+
+#[tokio::test]
+async fn device_endpoints_are_limited_per_device() {
+    let mut config = Config::default();
+    config.fleet.device_requests_per_minute = 3;
+    let f = Fleet::start_with(config).await;
+    let a = f.org("Kappa").await;
+    let one = f.enroll(&a, "busy-1").await;
+    let two = f.enroll(&a, "busy-2").await;
+    for _ in 0..3 {
+        assert_eq!(f.heartbeat(&one, json!({})).await.status(), 200);
+    }
+    let r = f.heartbeat(&one, json!({})).await;
+    assert!(r.headers().contains_key("retry-after"));
+    let e = seed_error(r, 429, "QUOTA_EXCEEDED").await;
+    assert_eq!(e["details"]["limit_per_minute"], 3);
+    // another device has its own budget
+    assert_eq!(f.heartbeat(&two, json!({})).await.status(), 200);
+}
