@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod batch;
 mod config_init;
+mod device;
 mod encode;
 mod generate;
 mod keys;
@@ -48,6 +49,8 @@ enum Command {
     Live(live::LiveArgs),
     /// Ask a running live server for its status; exit 1 when none answers.
     Status(live::StatusArgs),
+    /// The device side of the fleet: enroll this machine, run its agent, show its status.
+    Device(device::DeviceArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Live(args) => live::run(args),
         Command::Status(args) => live::status(args),
+        Command::Device(args) => device::run(args),
     };
     match result {
         Ok(code) => code,

@@ -462,6 +462,46 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "How often an idle delivery worker looks for due deliveries, in milliseconds (10 to\n60000). Events written by the same process wake it at once.",
         aliases: &[],
     },
+    KeyDoc {
+        key: "fleet.update_interval_secs",
+        doc: "Seconds between device heartbeats (1 to 86400), sent to devices when they\nregister; a device is offline after three missed intervals.",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.offline_check_interval_ms",
+        doc: "How often each server looks for devices gone offline, in milliseconds (100 to\n600000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.signature_tolerance_secs",
+        doc: "How far a signed device request's timestamp may be from the server clock, in\nseconds (1 to 3600).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.device_requests_per_minute",
+        doc: "Requests per minute per device on the device endpoints (1 to 100000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.rotation_interval_days",
+        doc: "Days between scheduled device key rotations (1 to 3650).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.rotation_grace_secs",
+        doc: "Seconds a replaced device key version stays valid (0 to 2592000).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.certificate_days",
+        doc: "Days a device certificate is valid (1 to 3650).",
+        aliases: &[],
+    },
+    KeyDoc {
+        key: "fleet.enrollment_token_ttl_secs",
+        doc: "Default lifetime of an enrollment token, in seconds (60 to 31536000).",
+        aliases: &[],
+    },
 ];
 
 /// Keys whose values are secrets: never shown in `Debug`, problems or logs.

@@ -134,6 +134,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Webhook delivery: targets, timeouts, retries, workers.
     pub webhooks: WebhooksConfig,
+    /// The device fleet (seed 002): heartbeats, signed requests, rotation, certificates.
+    pub fleet: FleetConfig,
 }
 
 /// `[server]`: where `qrlp serve` listens and how it treats requests.
@@ -779,5 +781,43 @@ mod as_string {
     {
         let s = String::deserialize(d)?;
         s.parse().map_err(de::Error::custom)
+    }
+}
+
+/// `[fleet]`: the device fleet of seed 002.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Seconds between a device's heartbeats, sent to devices at registration (the seed's
+    /// `update_interval`); a device is offline after three missed intervals.
+    pub update_interval_secs: u32,
+    /// How often each server looks for devices that went offline, in milliseconds.
+    pub offline_check_interval_ms: u64,
+    /// How far a signed request's timestamp may be from the server clock, in seconds.
+    pub signature_tolerance_secs: u32,
+    /// Requests per minute per device on the device endpoints.
+    pub device_requests_per_minute: u32,
+    /// Days between scheduled key rotations.
+    pub rotation_interval_days: u32,
+    /// Seconds a replaced key version stays valid.
+    pub rotation_grace_secs: u64,
+    /// Days a device certificate is valid.
+    pub certificate_days: u32,
+    /// Default lifetime of an enrollment token, in seconds.
+    pub enrollment_token_ttl_secs: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            update_interval_secs: 300,
+            offline_check_interval_ms: 5_000,
+            signature_tolerance_secs: 300,
+            device_requests_per_minute: 100,
+            rotation_interval_days: 30,
+            rotation_grace_secs: 86_400,
+            certificate_days: 180,
+            enrollment_token_ttl_secs: 86_400,
+        }
     }
 }

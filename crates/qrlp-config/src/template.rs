@@ -54,6 +54,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "webhooks",
         "Webhook delivery: which targets are allowed, timeouts, the retry schedule, workers.",
     ),
+    (
+        "fleet",
+        "The device fleet (seed 002): heartbeats, signed device requests, key rotation, certificates.",
+    ),
 ];
 
 /// The whole default configuration as TOML, every key with its default value. With

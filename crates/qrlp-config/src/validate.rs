@@ -290,6 +290,7 @@ impl Config {
         }
 
         self.validate_protocol(&mut p);
+        self.validate_fleet(&mut p);
 
         if p.is_empty() {
             Ok(())
@@ -301,6 +302,63 @@ impl Config {
 
 impl Config {
     /// The QR Live Protocol groups.
+    fn validate_fleet(&self, p: &mut Vec<Problem>) {
+        let f = &self.fleet;
+        let ranges: [(&str, u64, u64, u64); 8] = [
+            (
+                "fleet.update_interval_secs",
+                f.update_interval_secs.into(),
+                1,
+                86_400,
+            ),
+            (
+                "fleet.offline_check_interval_ms",
+                f.offline_check_interval_ms,
+                100,
+                600_000,
+            ),
+            (
+                "fleet.signature_tolerance_secs",
+                f.signature_tolerance_secs.into(),
+                1,
+                3600,
+            ),
+            (
+                "fleet.device_requests_per_minute",
+                f.device_requests_per_minute.into(),
+                1,
+                100_000,
+            ),
+            (
+                "fleet.rotation_interval_days",
+                f.rotation_interval_days.into(),
+                1,
+                3650,
+            ),
+            (
+                "fleet.rotation_grace_secs",
+                f.rotation_grace_secs,
+                0,
+                2_592_000,
+            ),
+            ("fleet.certificate_days", f.certificate_days.into(), 1, 3650),
+            (
+                "fleet.enrollment_token_ttl_secs",
+                f.enrollment_token_ttl_secs,
+                60,
+                31_536_000,
+            ),
+        ];
+        for (key, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                p.push(Problem::new(
+                    key,
+                    format!("must be between {lo} and {hi}, got {value}"),
+                ));
+            }
+        }
+    }
+
     fn validate_protocol(&self, p: &mut Vec<Problem>) {
         let q = &self.qr;
         if q.version > 40 {

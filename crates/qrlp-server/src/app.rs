@@ -23,11 +23,11 @@ use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
 use crate::routes::{
-    api_keys, audit, chains, health, invitations, live, orgs, qr, qr_business, qr_codes, redirect,
-    scan_page, session, users, webhooks,
+    api_keys, audit, chains, devices, fleet_users, fleet_ws, health, invitations, live, monitoring,
+    orgs, qr, qr_business, qr_codes, redirect, scan_page, security, session, users, webhooks,
 };
 use crate::state::AppState;
-use crate::{auth, error, limits, metrics, middleware, openapi};
+use crate::{auth, error, fleet, limits, metrics, middleware, openapi};
 
 /// Every documented route of the product. A new API adds its `.routes(...)` here: protected
 /// routes to `protected`, which authenticates them.
@@ -116,6 +116,7 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         .merge(protected)
         .merge(by_address)
         .routes(routes!(redirect::redirect))
+        .merge(fleet_routes())
         .routes(routes!(openapi::openapi_json));
     // Off the public router unless a bearer token guards it (`metrics.listen` serves it
     // on an address of its own instead).
@@ -123,6 +124,48 @@ pub fn api_routes(config: &Config) -> OpenApiRouter<AppState> {
         r = r.routes(routes!(metrics::metrics_handler));
     }
     r
+}
+
+/// Seed 002's device fleet under `/api/v1`: errors in that seed's shape
+/// ([`fleet::seed_errors`]); admin routes behind the platform's authentication, the
+/// registration, CA, health and signed device routes without it.
+fn fleet_routes() -> OpenApiRouter<AppState> {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(devices::list_devices))
+        .routes(routes!(
+            devices::create_enrollment_token,
+            devices::list_enrollment_tokens
+        ))
+        .routes(routes!(devices::delete_enrollment_token))
+        .routes(routes!(
+            devices::get_device,
+            devices::update_device,
+            devices::delete_device
+        ))
+        .routes(routes!(security::list_keys))
+        .routes(routes!(security::rotate))
+        .routes(routes!(security::audit))
+        .routes(routes!(monitoring::status))
+        .routes(routes!(monitoring::metrics))
+        .routes(routes!(monitoring::alerts))
+        .routes(routes!(monitoring::logs))
+        .routes(routes!(fleet_users::list_users))
+        .routes(routes!(fleet_users::set_permissions))
+        .routes(routes!(fleet_ws::dashboard))
+        .routes(routes!(fleet_ws::training))
+        .routes(routes!(fleet_ws::security))
+        .route_layer(axum::middleware::from_fn(auth::authenticate))
+        .route_layer(axum::middleware::from_fn(fleet::seed_errors));
+    let open = OpenApiRouter::new()
+        .routes(routes!(devices::register))
+        .routes(routes!(devices::get_ca))
+        .routes(routes!(monitoring::health))
+        .routes(routes!(devices::heartbeat))
+        .routes(routes!(devices::rotate_keys))
+        .routes(routes!(devices::key_exchange))
+        .routes(routes!(fleet_ws::device))
+        .route_layer(axum::middleware::from_fn(fleet::seed_errors));
+    protected.merge(open)
 }
 
 /// The application of the separate metrics listener (`metrics.listen`): `GET /metrics`

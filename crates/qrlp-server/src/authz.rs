@@ -37,6 +37,16 @@ pub enum Permission {
     ApiKeysWrite,
     /// Read the audit log.
     AuditRead,
+    /// See devices, their status and the fleet's channels.
+    DevicesRead,
+    /// Enroll, reconfigure and deregister devices.
+    DevicesWrite,
+    /// See device keys and the security audit.
+    SecurityRead,
+    /// Force key rotation.
+    SecurityWrite,
+    /// Read fleet metrics, alerts and logs.
+    MonitoringRead,
     /// Create organizations (the caller becomes their owner). Not a role's permission: a
     /// user session holds it, an API key only when its scopes name it (`*` does not).
     OrganizationsCreate,
@@ -62,7 +72,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 24] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -72,6 +82,11 @@ impl Permission {
         Permission::ApiKeysRead,
         Permission::ApiKeysWrite,
         Permission::AuditRead,
+        Permission::DevicesRead,
+        Permission::DevicesWrite,
+        Permission::SecurityRead,
+        Permission::SecurityWrite,
+        Permission::MonitoringRead,
         Permission::OrganizationsCreate,
         Permission::ChainsRead,
         Permission::ChainsWrite,
@@ -96,6 +111,11 @@ impl Permission {
             Permission::ApiKeysRead => "api_keys:read",
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::AuditRead => "audit:read",
+            Permission::DevicesRead => "devices:read",
+            Permission::DevicesWrite => "devices:write",
+            Permission::SecurityRead => "security:read",
+            Permission::SecurityWrite => "security:write",
+            Permission::MonitoringRead => "monitoring:read",
             Permission::OrganizationsCreate => "organizations:create",
             Permission::ChainsRead => "chains:read",
             Permission::ChainsWrite => "chains:write",
@@ -120,6 +140,7 @@ impl Permission {
             Permission::Authenticated
             | Permission::OrganizationRead
             | Permission::MembersRead
+            | Permission::DevicesRead
             | Permission::OrganizationsCreate
             | Permission::QrCodesRead
             | Permission::LiveRead => Role::Viewer,
@@ -128,7 +149,11 @@ impl Permission {
             | Permission::MembersWrite
             | Permission::ApiKeysRead
             | Permission::ApiKeysWrite
-            | Permission::AuditRead => Role::Admin,
+            | Permission::AuditRead
+            | Permission::DevicesWrite
+            | Permission::SecurityRead
+            | Permission::SecurityWrite
+            | Permission::MonitoringRead => Role::Admin,
             Permission::OrganizationOwner => Role::Owner,
             Permission::ChainsRead => Role::Viewer,
             Permission::ChainsWrite | Permission::ChainsScan => Role::Member,
@@ -252,6 +277,16 @@ requirements! {
     ApiKeysWrite => ApiKeysWrite;
     /// [`Permission::AuditRead`].
     AuditRead => AuditRead;
+    /// [`Permission::DevicesRead`].
+    DevicesRead => DevicesRead;
+    /// [`Permission::DevicesWrite`].
+    DevicesWrite => DevicesWrite;
+    /// [`Permission::SecurityRead`].
+    SecurityRead => SecurityRead;
+    /// [`Permission::SecurityWrite`].
+    SecurityWrite => SecurityWrite;
+    /// [`Permission::MonitoringRead`].
+    MonitoringRead => MonitoringRead;
     /// [`Permission::OrganizationsCreate`].
     OrganizationsCreate => OrganizationsCreate;
     /// [`Permission::ChainsRead`].
@@ -331,6 +366,71 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         Permission::ApiKeysWrite,
     ),
     ("GET", "/api/v1/audit", Permission::AuditRead),
+    // Device fleet (seed 002).
+    ("GET", "/api/v1/devices", Permission::DevicesRead),
+    (
+        "GET",
+        "/api/v1/devices/enrollment-tokens",
+        Permission::DevicesWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/devices/enrollment-tokens",
+        Permission::DevicesWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/devices/enrollment-tokens/{token_id}",
+        Permission::DevicesWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/devices/{device_id}",
+        Permission::DevicesRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/devices/{device_id}",
+        Permission::DevicesWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/devices/{device_id}",
+        Permission::DevicesWrite,
+    ),
+    ("GET", "/api/v1/security/keys", Permission::SecurityRead),
+    (
+        "POST",
+        "/api/v1/security/keys/rotate",
+        Permission::SecurityWrite,
+    ),
+    ("GET", "/api/v1/security/audit", Permission::SecurityRead),
+    ("GET", "/api/v1/status", Permission::DevicesRead),
+    (
+        "GET",
+        "/api/v1/monitoring/metrics",
+        Permission::MonitoringRead,
+    ),
+    (
+        "GET",
+        "/api/v1/monitoring/alerts",
+        Permission::MonitoringRead,
+    ),
+    ("GET", "/api/v1/monitoring/logs", Permission::MonitoringRead),
+    ("GET", "/api/v1/users", Permission::MembersRead),
+    (
+        "PUT",
+        "/api/v1/users/{user_id}/permissions",
+        Permission::MembersWrite,
+    ),
+    ("GET", "/api/v1/ws/dashboard", Permission::DevicesRead),
+    ("GET", "/api/v1/ws/training", Permission::DevicesRead),
+    ("GET", "/api/v1/ws/security", Permission::SecurityRead),
+    (
+        "GET",
+        "/api/v1/ws/device/{device_id}",
+        Permission::DevicesRead,
+    ),
     (
         "GET",
         "/api/v1/organizations/{org_id}/invitations",
@@ -523,6 +623,11 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
 /// handler or the store's transaction: `(method, path, rule)`. Part of the one
 /// declaration the documentation is generated from.
 pub const CONDITIONAL_RULES: &[(&str, &str, &str)] = &[
+    (
+        "PUT",
+        "/api/v1/users/{user_id}/permissions",
+        "granting `owner`, or changing an owner, needs `organization:owner` (checked in the transaction)",
+    ),
     (
         "POST",
         "/api/v1/users",

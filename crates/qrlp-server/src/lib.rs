@@ -33,6 +33,8 @@ pub mod client;
 pub mod delivery;
 pub mod error;
 pub mod extract;
+pub mod fleet;
+pub mod fleet_webhooks;
 pub mod limits;
 pub mod live;
 pub mod logging;

@@ -53,6 +53,14 @@ impl Modify for SecuritySchemes {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("qrlp_session"))),
         );
+        components.add_security_scheme(
+            "device_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Device-Signature",
+                "A device's signed request: X-Device-Id, X-Device-Key-Version, X-Device-Timestamp, \
+                 X-Device-Nonce and X-Device-Signature (Ed25519; see docs/fleet.md)",
+            ))),
+        );
     }
 }
 

@@ -176,6 +176,7 @@ impl Server {
         tracing::info!(addr = %local_addr, "listening");
         let (stop_tx, stop_rx) = watch::channel(false);
         let purge = tokio::spawn(purge_loop(state.clone(), stop_rx.clone()));
+        let fleet_sweep = crate::fleet::spawn_background(state.clone());
         let metrics = metrics_listener.map(|l| {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(%addr, "metrics listening");
@@ -207,6 +208,7 @@ impl Server {
         if let Some(w) = worker {
             w.abort();
         }
+        fleet_sweep.abort();
         match drained {
             Ok(result) => result?,
             Err(_) => tracing::warn!(

@@ -29,6 +29,7 @@ struct Inner {
     store: Store,
     auth: Authenticator,
     limiter: Option<Limiter>,
+    fleet: crate::fleet::Fleet,
     trusted_proxies: TrustedProxies,
     passwords: Passwords,
     mailer: Option<Mailer>,
@@ -47,6 +48,9 @@ pub enum StateError {
     /// The rate limiter could not be set up.
     #[error("rate limiter: {0}")]
     Limiter(#[from] qrlp_ratelimit::LimitError),
+    /// The device fleet's data key could not be used.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetSetupError),
     /// `server.trusted_proxies` holds something that is not a CIDR block.
     #[error("server.trusted_proxies: {0}")]
     TrustedProxies(String),
@@ -79,10 +83,12 @@ impl AppState {
         );
         let tracking = Arc::new(Tracking::new(store.clone()));
         let live = crate::live::LiveChannels::new(&config);
+        let fleet = crate::fleet::Fleet::new(&config)?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 tracking,
                 live,
+                fleet,
                 config,
                 metrics: Metrics::default(),
                 readiness,
@@ -121,6 +127,11 @@ impl AppState {
     /// Credential checks.
     pub fn auth(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    /// The device fleet's state.
+    pub fn fleet(&self) -> &crate::fleet::Fleet {
+        &self.inner.fleet
     }
 
     /// The reverse proxies whose forwarding headers are believed.

@@ -31,6 +31,7 @@ mod audit;
 mod bootstrap;
 pub mod chains;
 mod db;
+pub mod devices;
 pub mod error;
 mod invitations;
 mod live_channels;
@@ -61,6 +62,10 @@ use sqlx::sqlite::{
 };
 
 pub use chains::{Chain, ChainPatch, NewChain, ScanOutcome, ScanRecord, ScanSource, ScanVerdict};
+pub use devices::{
+    Device, DeviceAuth, DeviceCa, DeviceKeyRecord, DeviceStatus, DeviceUpdate, EnrollmentToken,
+    FleetCounts, NewDevice, NewEnrollmentToken, NewKeyVersion, WentOffline,
+};
 pub use error::StoreError;
 pub use live_channels::{valid_live_settings, LiveChannelPatch, LiveChannelRecord};
 pub use model::*;

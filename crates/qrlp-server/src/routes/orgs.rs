@@ -63,7 +63,7 @@ pub(crate) fn parse_plan(plan: &str) -> Result<Plan, ApiError> {
 }
 
 /// Whether the caller may touch owners (the conditional rule of the member routes).
-fn owner_rule(auth: &AuthContext) -> OwnerRule {
+pub(crate) fn owner_rule(auth: &AuthContext) -> OwnerRule {
     if auth.allows(Permission::OrganizationOwner) {
         OwnerRule::MayManageOwners
     } else {

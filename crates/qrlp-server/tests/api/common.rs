@@ -126,6 +126,28 @@ pub async fn error_body(response: reqwest::Response, status: u16) -> serde_json:
     body
 }
 
+/// Seed 002's error shape `{"error": {"code", "message", "details", "request_id"}}`, which
+/// the fleet's route families answer: checks its fields and the status, returns `error`.
+pub async fn seed002_error_body(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
+    let header_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let e = &body["error"];
+    assert!(e["code"].is_string(), "{body}");
+    assert!(e["message"].is_string(), "{body}");
+    assert!(e["details"]["timestamp"].is_string(), "{body}");
+    assert_eq!(e["request_id"], header_id.as_str(), "{body}");
+    e.clone()
+}
+
 /// Asserts the envelope's code and message.
 pub async fn assert_error(response: reqwest::Response, status: u16, code: &str, message: &str) {
     let body = error_body(response, status).await;
