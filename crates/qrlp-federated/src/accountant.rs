@@ -447,8 +447,8 @@ mod tests {
     #[test]
     fn log_erfc_matches_known_values_and_is_continuous() {
         // erfc(1) = 0.157299207050285130658..., erfc(-1) = 1.842700792949714869...
-        assert!((log_erfc(1.0) - 0.157_299_207_050_285_13f64.ln()).abs() < 1e-14);
-        assert!((log_erfc(-1.0) - 1.842_700_792_949_714_9f64.ln()).abs() < 1e-14);
+        assert!((log_erfc(1.0) - 0.157_299_207_050_285_1_f64.ln()).abs() < 1e-14);
+        assert!((log_erfc(-1.0) - 1.842_700_792_949_715_f64.ln()).abs() < 1e-14);
         assert!((log_erfc(-40.0) - 2f64.ln()).abs() < 1e-15);
         // At the switch, the asymptotic expansion agrees with the direct logarithm.
         for x in [20.0, 22.5, 25.0] {

@@ -9,6 +9,11 @@
 //!   every strategy works for any model and a wrong-sized update is refused by type.
 //! - [`accountant`]: the Rényi DP accountant of the sampled Gaussian mechanism and its
 //!   conversion to (ε, δ), with the meaning of ε and δ.
+//! - [`aggregate`]: a Flower-like [`Strategy`] (configure a round, aggregate its answers)
+//!   with [`FedAvg`], [`FedAdam`], [`TrimmedMean`] and [`Median`]; FedAvg-like strategies
+//!   stream answers into an `f64` sum, the robust ones read answers by coordinate chunks.
+//! - [`dp`]: DP-FedAvg: per-update clipping, Gaussian noise with a fixed denominator,
+//!   Poisson sampling of participants.
 //!
 //! The crate does no I/O, has no async code, reads no clock and owns no global random
 //! generator: randomness comes from the caller as a [`rand_core::RngCore`], data and
@@ -18,7 +23,15 @@
 #![warn(missing_docs)]
 
 pub mod accountant;
+pub mod aggregate;
+pub mod dp;
 pub mod model;
+mod random;
 
 pub use accountant::{Accountant, AccountantError, PrivacySpent};
+pub use aggregate::{
+    AggregateError, FedAdam, FedAvg, Median, MemoryUpdates, RoundAccumulator, Strategy,
+    StreamingStrategy, TrimmedMean, UpdateSource,
+};
+pub use dp::DpFedAvg;
 pub use model::{ModelShape, Parameters, ShapeError, TensorSpec};
