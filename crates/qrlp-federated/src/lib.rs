@@ -14,6 +14,9 @@
 //!   stream answers into an `f64` sum, the robust ones read answers by coordinate chunks.
 //! - [`dp`]: DP-FedAvg: per-update clipping, Gaussian noise with a fixed denominator,
 //!   Poisson sampling of participants.
+//! - [`train`]: local training for the device: federated feature standardisation from
+//!   per-device sums, logistic regression and a one-hidden-layer MLP over the same flat
+//!   parameters, mini-batch gradient descent, accuracy.
 //!
 //! The crate does no I/O, has no async code, reads no clock and owns no global random
 //! generator: randomness comes from the caller as a [`rand_core::RngCore`], data and
@@ -27,6 +30,7 @@ pub mod aggregate;
 pub mod dp;
 pub mod model;
 mod random;
+pub mod train;
 
 pub use accountant::{Accountant, AccountantError, PrivacySpent};
 pub use aggregate::{
