@@ -1,4 +1,5 @@
-//! Prints ε for a few (q, z, steps, δ): `cargo run -p qrlp-federated --example epsilon`.
+//! Prints ε for a few (q, z, steps, δ), and how many rounds fit a few budgets:
+//! `cargo run -p qrlp-federated --example epsilon`.
 use qrlp_federated::accountant::Accountant;
 
 fn main() {
@@ -16,5 +17,16 @@ fn main() {
             "q={q:<5} z={z:<3} T={steps:<5} delta={delta:e}: epsilon={:.4} (alpha={})",
             spent.epsilon, spent.order
         );
+    }
+    for (q, z, budget, delta) in [
+        (0.01, 1.0, 1.0, 1e-6),
+        (0.01, 1.0, 4.0, 1e-6),
+        (0.01, 1.0, 8.0, 1e-6),
+        (0.1, 1.0, 8.0, 1e-5),
+    ] {
+        let rounds = Accountant::default()
+            .steps_within_budget(q, z, budget, delta)
+            .expect("valid parameters");
+        println!("q={q:<5} z={z:<3} delta={delta:e}: {rounds:?} rounds within epsilon {budget}");
     }
 }
