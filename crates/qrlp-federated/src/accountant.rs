@@ -100,11 +100,45 @@ pub struct PrivacySpent {
 }
 
 /// Accumulates the Rényi divergence of sampled Gaussian steps and converts it to (ε, δ).
+///
+/// Serialisable, so the server can keep it with the model; a stored state is checked when
+/// read back (valid orders, one non-negative divergence per order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredAccountant", into = "StoredAccountant")]
 pub struct Accountant {
     orders: Vec<f64>,
     rdp: Vec<f64>,
     steps: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAccountant {
+    orders: Vec<f64>,
+    rdp: Vec<f64>,
+    steps: u64,
+}
+
+impl TryFrom<StoredAccountant> for Accountant {
+    type Error = AccountantError;
+    fn try_from(s: StoredAccountant) -> Result<Self, AccountantError> {
+        let mut acc = Accountant::with_orders(s.orders)?;
+        if s.rdp.len() != acc.orders.len() || s.rdp.iter().any(|r| r.is_nan() || *r < 0.0) {
+            return Err(AccountantError::Orders);
+        }
+        acc.rdp = s.rdp;
+        acc.steps = s.steps;
+        Ok(acc)
+    }
+}
+
+impl From<Accountant> for StoredAccountant {
+    fn from(a: Accountant) -> Self {
+        Self {
+            orders: a.orders,
+            rdp: a.rdp,
+            steps: a.steps,
+        }
+    }
 }
 
 impl Default for Accountant {
@@ -543,5 +577,7 @@ mod tests {
         acc.record(0.05, 1.2, 7).unwrap();
         let back: Accountant = serde_json::from_str(&serde_json::to_string(&acc).unwrap()).unwrap();
         assert_eq!(back, acc);
+        let broken = r#"{"orders":[2.0,3.0],"rdp":[0.1],"steps":1}"#;
+        assert!(serde_json::from_str::<Accountant>(broken).is_err());
     }
 }
