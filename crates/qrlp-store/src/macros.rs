@@ -77,7 +77,7 @@ macro_rules! insert_api_key {
 /// Writes one outbox event (`$payload: &qrlp_webhook::Payload`) of organization `$org`
 /// (`Uuid`) at `$at` (`OffsetDateTime`) in `$tx`, the transaction of the change it
 /// reports, and one pending delivery per active endpoint of the organization subscribed to
-/// its type. Evaluates to `Result<Uuid, sqlx::Error>`: the event id (the `webhook-id`).
+/// its type (by name, or by `*` unless the type is a chatty one). Evaluates to `Result<Uuid, sqlx::Error>`: the event id (the `webhook-id`).
 /// `$tx` is the transaction variable (a `sqlx::Transaction`).
 macro_rules! enqueue_event {
     ($tx:ident, $org:expr, $payload:expr, $at:expr) => {{
@@ -100,6 +100,7 @@ macro_rules! enqueue_event {
                 .bind(org)
                 .bind(at)
                 .bind(payload.event())
+                .bind(::qrlp_webhook::catalogue::in_wildcard(payload.event()))
                 .execute(&mut *$tx)
                 .await
                 .map(|_| id),

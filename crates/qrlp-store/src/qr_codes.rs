@@ -7,7 +7,10 @@ use sqlx::types::Json;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use qrlp_webhook::{catalogue, Payload};
+
 use crate::audit::AuditEntry;
+use crate::chains::seed_timestamp;
 use crate::db::{now, Ts};
 use crate::error::StoreError;
 use crate::model::{Actor, AuditContext, Page, PageRequest};
@@ -164,6 +167,18 @@ fn code_details(code: &QrCode) -> serde_json::Value {
     })
 }
 
+/// The webhook body of a change to `code`: what an endpoint needs to act on it.
+fn code_event(event: &str, code: &QrCode, at: time::OffsetDateTime) -> Payload {
+    Payload::new(event)
+        .with("qr_code_id", code.id.to_string())
+        .with("organization_id", code.org_id.to_string())
+        .with("slug", code.slug.as_str())
+        .with("label", code.label.as_str())
+        .with("target_url", code.target_url.as_str())
+        .with("archived", code.archived_at.is_some())
+        .with("timestamp", seed_timestamp(at))
+}
+
 impl Store {
     /// Creates a code. Audit: `qr_code.create` with its fields. `Conflict("slug")` when the
     /// slug is taken (the caller draws another).
@@ -222,6 +237,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_audit!(&mut *tx, &audit)?;
+            let payload = code_event(catalogue::QR_CREATED, &code, at);
+            enqueue_event!(tx, code.org_id, &payload, at)?;
             tx.commit().await?;
         });
         Ok(code)
@@ -425,6 +442,16 @@ impl Store {
                 at,
             };
             insert_audit!(&mut *tx, &audit)?;
+            // Archiving has its own event; every other change (restoring included) is an
+            // update, with the fields that changed.
+            let payload = if action == "qr_code.archive" {
+                code_event(catalogue::QR_ARCHIVED, &code, at)
+            } else {
+                code_event(catalogue::QR_UPDATED, &code, at)
+                    .with("action", action)
+                    .with("changes", audit.details.clone())
+            };
+            enqueue_event!(tx, org, &payload, at)?;
             tx.commit().await?;
             Ok(code)
         })

@@ -4,7 +4,8 @@
 //! [`Store::record_scans`] writes one batch in one transaction: the visitors first seen
 //! that day, the scans (an id already stored is skipped, so a retried batch never counts a
 //! scan twice), then the quarter-hour buckets, the daily breakdown rows and the per-code
-//! totals, computed from the scans that were actually inserted.
+//! totals, computed from the scans that were actually inserted, and the `qr.scan` webhook
+//! events of the organizations that subscribed to them by name.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,6 +13,9 @@ use sqlx::AssertSqlSafe;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use qrlp_webhook::{catalogue, Payload};
+
+use crate::chains::seed_timestamp;
 use crate::db::{now, Ts};
 use crate::error::StoreError;
 use crate::qr_model::{BotVisit, RecordOutcome, ScanBucket, ScanRecord, StoredScan};
@@ -160,6 +164,51 @@ impl Store {
                     .entry((bot.qr_code_id, day(bot.at), bot.name.as_str()))
                     .or_default() += 1;
                 totals.entry(bot.qr_code_id).or_default().0.bots += 1;
+            }
+
+            // `qr.scan` events, only for codes whose organization has an active endpoint
+            // that names the type (`*` does not cover it): one query per batch otherwise.
+            let codes: Vec<Uuid> = totals.keys().copied().collect();
+            let mut subscribed: HashMap<Uuid, (Uuid, String)> = HashMap::new();
+            for chunk in codes.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT c.id, c.org_id, c.slug FROM qr_codes c WHERE c.id IN (",
+                );
+                let mut list = q.separated(", ");
+                for code in chunk {
+                    list.push_bind(*code);
+                }
+                q.push(
+                    ") AND EXISTS (SELECT 1 FROM webhook_subscriptions s \
+                     JOIN webhook_endpoints e ON e.id = s.endpoint_id \
+                     WHERE s.org_id = c.org_id AND s.event_type = ",
+                );
+                q.push_bind(catalogue::QR_SCAN);
+                q.push(" AND e.is_active)");
+                let rows: Vec<(Uuid, Uuid, String)> =
+                    q.build_query_as().fetch_all(&mut *tx).await?;
+                subscribed.extend(rows.into_iter().map(|(id, org, slug)| (id, (org, slug))));
+            }
+            for (s, first) in &marked {
+                let Some((org, slug)) = subscribed.get(&s.qr_code_id) else {
+                    continue;
+                };
+                if !inserted.contains(&s.id) {
+                    continue;
+                }
+                let payload = Payload::new(catalogue::QR_SCAN)
+                    .with("qr_code_id", s.qr_code_id.to_string())
+                    .with("organization_id", org.to_string())
+                    .with("slug", slug.as_str())
+                    .with("scan_id", s.id.to_string())
+                    .with("scanned_at", seed_timestamp(s.at))
+                    .with("source", s.source.as_str())
+                    .with("device", s.device.as_str())
+                    .with("os", s.os.as_str())
+                    .with("browser", s.browser.as_str())
+                    .with("referrer", s.referrer.as_deref())
+                    .with("unique_visitor", *first);
+                enqueue_event!(tx, *org, &payload, s.at)?;
             }
 
             let buckets: Vec<_> = buckets.into_iter().collect();

@@ -36,7 +36,7 @@ pub(crate) const FAN_OUT: &str = "INSERT INTO webhook_deliveries \
      (event_id, endpoint_id, org_id, status, attempts, next_attempt_at, created_at, updated_at) \
      SELECT DISTINCT $1, s.endpoint_id, $2, 'pending', 0, $3, $3, $3 \
      FROM webhook_subscriptions s JOIN webhook_endpoints e ON e.id = s.endpoint_id \
-     WHERE s.org_id = $2 AND (s.event_type = $4 OR s.event_type = '*') AND e.is_active";
+     WHERE s.org_id = $2 AND (s.event_type = $4 OR (s.event_type = '*' AND $5)) AND e.is_active";
 const INSERT_ONE_DELIVERY: &str = "INSERT INTO webhook_deliveries \
      (event_id, endpoint_id, org_id, status, attempts, next_attempt_at, created_at, updated_at) \
      VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id";

@@ -2,8 +2,8 @@
 //!
 //! One list for the whole product. A capability that emits events adds its entries here
 //! (and nowhere else), so subscriptions, the API documentation and the store agree on the
-//! names. An endpoint subscribes to names from this list or to `*` (everything, including
-//! types added later).
+//! names. An endpoint subscribes to names from this list or to `*` (every type, including
+//! types added later, except the chatty ones such as `qr.scan`, which must be named).
 
 /// One event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,9 @@ pub struct EventKind {
     pub name: &'static str,
     /// What happened, for the documentation.
     pub description: &'static str,
+    /// Whether `*` covers it. `false` for chatty types (one event per scan of a tracked
+    /// code), which an endpoint receives only when it names them.
+    pub in_wildcard: bool,
 }
 
 /// A subscription to every event type, present and future.
@@ -25,6 +28,14 @@ pub const SCAN_FAILED: &str = "scan.failed";
 pub const CHAIN_CREATED: &str = "chain.created";
 /// `chain.exhausted`: the last value of a chain was accepted.
 pub const CHAIN_EXHAUSTED: &str = "chain.exhausted";
+/// `qr.created`: a tracked QR code was created.
+pub const QR_CREATED: &str = "qr.created";
+/// `qr.updated`: a tracked QR code's label, target, UTM parameters or image defaults changed.
+pub const QR_UPDATED: &str = "qr.updated";
+/// `qr.archived`: a tracked QR code was archived (its short link answers 410).
+pub const QR_ARCHIVED: &str = "qr.archived";
+/// `qr.scan`: a tracked QR code was scanned (not by a bot). Chatty: not covered by `*`.
+pub const QR_SCAN: &str = "qr.scan";
 /// `webhook.test`: sent by `POST /api/v1/webhooks/{id}/test` to that endpoint only.
 pub const WEBHOOK_TEST: &str = "webhook.test";
 
@@ -33,23 +44,48 @@ pub const CATALOGUE: &[EventKind] = &[
     EventKind {
         name: SCAN_SUCCESS,
         description: "A chain value was scanned and accepted; the chain moved to its next value.",
+        in_wildcard: true,
     },
     EventKind {
         name: SCAN_FAILED,
         description:
             "A scan was refused: the value was already used, or is not the chain's current value.",
+        in_wildcard: true,
     },
     EventKind {
         name: CHAIN_CREATED,
         description: "A chain was created.",
+        in_wildcard: true,
     },
     EventKind {
         name: CHAIN_EXHAUSTED,
         description: "The last value of a chain was accepted; the chain is now inactive.",
+        in_wildcard: true,
     },
     EventKind {
         name: WEBHOOK_TEST,
         description: "A test event sent on request to one endpoint.",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: QR_CREATED,
+        description: "A tracked QR code was created.",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: QR_UPDATED,
+        description: "A tracked QR code's label, target, UTM parameters or image defaults changed.",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: QR_ARCHIVED,
+        description: "A tracked QR code was archived; its short link now answers 410.",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: QR_SCAN,
+        description: "A tracked QR code was scanned by a person (bots are not reported). One event per scan: not covered by `*`, subscribe by name.",
+        in_wildcard: false,
     },
 ];
 
@@ -81,9 +117,16 @@ pub fn validate_subscriptions(events: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `*` covers `event` (unknown names: yes, as they are not chatty ones).
+pub fn in_wildcard(event: &str) -> bool {
+    find(event).is_none_or(|k| k.in_wildcard)
+}
+
 /// Whether a subscription list includes `event`.
 pub fn subscribed(events: &[String], event: &str) -> bool {
-    events.iter().any(|e| e == ALL || e == event)
+    events
+        .iter()
+        .any(|e| e == event || (e == ALL && in_wildcard(event)))
 }
 
 #[cfg(test)]
@@ -107,5 +150,10 @@ mod tests {
         assert!(validate_subscriptions(&s(&["scan.failed", "scan.failed"])).is_err());
         assert!(subscribed(&s(&["*"]), "chain.created"));
         assert!(!subscribed(&s(&["scan.success"]), "chain.created"));
+        // Chatty types only by name.
+        assert!(!subscribed(&s(&["*"]), QR_SCAN));
+        assert!(subscribed(&s(&["*", QR_SCAN]), QR_SCAN));
+        assert!(subscribed(&s(&["*"]), QR_ARCHIVED));
+        assert!(!in_wildcard(QR_SCAN) && in_wildcard(QR_CREATED));
     }
 }

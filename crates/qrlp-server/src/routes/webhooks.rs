@@ -115,11 +115,15 @@ pub struct UpdateWebhook {
 
 /// One event type of the catalogue.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EventTypeView {
     /// Its name.
     pub name: String,
     /// What happened.
     pub description: String,
+    /// Whether a `*` subscription receives it (`false` for chatty types such as `qr.scan`,
+    /// which must be named).
+    pub in_wildcard: bool,
 }
 
 /// `GET /api/v1/webhooks/event-types`.
@@ -318,6 +322,7 @@ pub async fn event_types(_auth: Auth<need::WebhooksRead>) -> Json<EventTypeList>
             .map(|k| EventTypeView {
                 name: k.name.into(),
                 description: k.description.into(),
+                in_wildcard: k.in_wildcard,
             })
             .collect(),
     })

@@ -74,7 +74,11 @@ struct Org {
 
 impl Harness {
     async fn sqlite() -> Harness {
-        let app = TestApp::start_with(Config::default(), axum::Router::new()).await;
+        Harness::sqlite_with(Config::default()).await
+    }
+
+    async fn sqlite_with(config: Config) -> Harness {
+        let app = TestApp::start_with(config, axum::Router::new()).await;
         let dir = app.data_dir.as_ref().unwrap().path().to_path_buf();
         let store = Store::open(&StoreConfig {
             database_url: None,
@@ -1153,4 +1157,119 @@ async fn another_organization_gets_404_by_id_and_403_under_its_path_on_every_rou
         .await;
     assert_eq!(v["label"], "Mine");
     assert_eq!(v["archived"], false);
+}
+
+/// The `qr.*` webhook events: `qr.created`, `qr.updated` (with the changed fields) and
+/// `qr.archived` reach a `*` endpoint; `qr.scan` is chatty, so only an endpoint that names it
+/// receives one per human scan (bots are not reported), and the `*` endpoint none.
+#[tokio::test]
+async fn qr_events_reach_subscribed_endpoints_and_scans_only_by_name() {
+    use crate::webhooks::{fast_config, Receiver};
+    let h = Harness::sqlite_with(fast_config()).await;
+    let org = h.org("Hooks").await;
+    let (all, addr) = Receiver::start(&[]).await;
+    let (scans, scan_addr) = Receiver::start(&[]).await;
+    for (url, events) in [
+        (format!("http://{addr}/hook"), json!(["*"])),
+        (format!("http://{scan_addr}/hook"), json!(["qr.scan"])),
+    ] {
+        h.ok(
+            Method::POST,
+            "/api/v1/webhooks",
+            &org.key,
+            Some(json!({"url": url, "events": events})),
+            201,
+        )
+        .await;
+    }
+    let types = h
+        .ok(
+            Method::GET,
+            "/api/v1/webhooks/event-types",
+            &org.key,
+            None,
+            200,
+        )
+        .await;
+    let scan_type = types["eventTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "qr.scan")
+        .cloned()
+        .unwrap();
+    assert_eq!(scan_type["inWildcard"], false, "{types}");
+
+    let code = h.create(&org, "Menu", "https://menu.example/a").await;
+    let id = link(&code, "id");
+    h.ok(
+        Method::PATCH,
+        &format!("/api/organizations/{}/qr-codes/{id}", org.id),
+        &org.key,
+        Some(json!({"target_url": "https://menu.example/b"})),
+        200,
+    )
+    .await;
+    let qr = link(&code, "qr_content");
+    for ua in [
+        IPHONE,
+        IPHONE,
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    ] {
+        assert_eq!(h.scan(Method::GET, &qr, ua).await.status(), 302);
+    }
+    h.wait_totals(&org, &id, 2, 1).await;
+    h.ok(
+        Method::POST,
+        &format!("/api/organizations/{}/qr-codes/{id}/archive", org.id),
+        &org.key,
+        None,
+        200,
+    )
+    .await;
+
+    all.wait_for(3, Duration::from_secs(10)).await;
+    scans.wait_for(2, Duration::from_secs(10)).await;
+    // Nothing else arrives: no scan event at the `*` endpoint, no bot at either.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies = |r: &Receiver| -> Vec<Value> {
+        r.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|g| serde_json::from_str(&g.body).unwrap())
+            .collect()
+    };
+    let general = bodies(&all);
+    let names: Vec<&str> = general
+        .iter()
+        .map(|b| b["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["qr.created", "qr.updated", "qr.archived"],
+        "{general:?}"
+    );
+    for b in &general {
+        assert_eq!(b["qr_code_id"], id.as_str());
+        assert_eq!(b["organization_id"], org.id.as_str());
+    }
+    assert_eq!(
+        general[1]["changes"]["target_url"],
+        json!({"old": "https://menu.example/a", "new": "https://menu.example/b"}),
+        "{}",
+        general[1]
+    );
+    assert_eq!(general[2]["archived"], true);
+    let scan_events = bodies(&scans);
+    assert_eq!(scan_events.len(), 2, "{scan_events:?}");
+    for (i, b) in scan_events.iter().enumerate() {
+        assert_eq!(b["event"], "qr.scan");
+        assert_eq!(b["qr_code_id"], id.as_str());
+        assert_eq!(b["source"], "qr");
+        assert_eq!(b["os"], "iPhone", "{b}");
+        assert_eq!(b["referrer"], "news.example", "{b}");
+        assert_eq!(b["unique_visitor"], i == 0, "{b}");
+        assert!(!b.to_string().contains(SCANNER_IP), "{b}");
+    }
 }
