@@ -128,9 +128,10 @@ fi
 db="qrlp_ci14_$$"
 psql -q "$PG" -c "CREATE DATABASE $db" >/dev/null
 url="${PG%/*}/$db"
-secret="ci-fleet-shared-data-key-$(date +%s%N)"
-start_server b1 19501 QRLP_STORAGE_DATABASE_URL="$url" QRLP_SECURITY_DATA_KEY_SECRET="$secret"
-start_server b2 19502 QRLP_STORAGE_DATABASE_URL="$url" QRLP_SECURITY_DATA_KEY_SECRET="$secret"
+# Both servers seal and open the same secrets: one data key through their configuration.
+data_key="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+start_server b1 19501 QRLP_STORAGE_DATABASE_URL="$url" QRLP_STORAGE_ENCRYPTION_KEY="$data_key"
+start_server b2 19502 QRLP_STORAGE_DATABASE_URL="$url" QRLP_STORAGE_ENCRYPTION_KEY="$data_key"
 key="$("$QRLP_BIN" admin bootstrap --org "Fleet CI PG" --email ci@fleet.example --plan enterprise \
     --database-url "$url" | tail -n1)"
 rm -rf "$work"/dev*

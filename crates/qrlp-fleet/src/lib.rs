@@ -19,7 +19,6 @@ pub mod enroll;
 pub mod pq;
 pub mod replay;
 pub mod rotation;
-pub mod seal;
 pub mod signing;
 
 /// What can go wrong in the fleet core.

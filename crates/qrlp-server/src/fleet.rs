@@ -9,7 +9,6 @@
 //! (authentication, permissions, bad JSON) on those routes into it.
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use qrlp_config::Config;
 use qrlp_fleet::replay::ReplayCache;
 use qrlp_fleet::rotation::RotationPolicy;
-use qrlp_fleet::seal::DataKey;
 use qrlp_fleet::signing::{check_timestamp, verify_signature, Rejection, SignedHeaders};
 use qrlp_store::{DeviceAuth, StoreError};
 use serde::Serialize;
@@ -34,9 +32,6 @@ use uuid::Uuid;
 use crate::request_id::RequestId;
 use crate::state::AppState;
 
-/// File in the data directory holding the fleet data key (mode 0600) when
-/// `security.data_key_secret` is not set.
-pub const DATA_KEY_FILE: &str = "fleet.key";
 /// Most recent log events kept for `GET /monitoring/logs`.
 pub const LOG_RING_CAPACITY: usize = 1000;
 /// Largest number of live (device, nonce) pairs remembered against replays.
@@ -99,7 +94,6 @@ pub struct LogEvent {
 
 /// The fleet's share of the application state.
 pub struct Fleet {
-    data_key: DataKey,
     replay: ReplayCache,
     events: broadcast::Sender<FleetEvent>,
     logs: Mutex<VecDeque<LogEvent>>,
@@ -207,36 +201,12 @@ fn channels_of(names: &[String]) -> &'static [Channel] {
     }
 }
 
-/// Why the fleet state could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum FleetSetupError {
-    /// The data key file could not be read or written, or is readable by others.
-    #[error("fleet data key {path}: {reason}")]
-    DataKey {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-}
-
 impl Fleet {
-    /// The fleet state for `config`: the data key comes from `security.data_key_secret`
-    /// when set (so several servers share it through their configuration), else from
-    /// `<data_dir>/fleet.key`, created with mode 0600 on first use.
-    ///
-    /// # Errors
-    /// When the key file cannot be used.
-    pub fn new(config: &Config) -> Result<Fleet, FleetSetupError> {
-        let secret = config.security.data_key_secret.as_str();
-        let data_key = if secret.is_empty() {
-            load_or_create_key(&Path::new(&config.storage.data_dir).join(DATA_KEY_FILE))?
-        } else {
-            DataKey::derive(secret.as_bytes(), "qrlp-fleet-data-key-v1")
-        };
+    /// The fleet state for `config`. Server secrets (CA keys, ML-KEM seeds) are sealed
+    /// with the platform's data key ([`AppState::data_key`](crate::state::AppState::data_key)).
+    pub fn new(config: &Config) -> Fleet {
         let f = &config.fleet;
-        Ok(Fleet {
-            data_key,
+        Fleet {
             replay: ReplayCache::new(REPLAY_CACHE_ENTRIES),
             events: broadcast::channel(4096).0,
             logs: Mutex::new(VecDeque::with_capacity(LOG_RING_CAPACITY)),
@@ -263,12 +233,7 @@ impl Fleet {
             } else {
                 None
             },
-        })
-    }
-
-    /// The key that seals the CA keys and ML-KEM seeds.
-    pub fn data_key(&self) -> &DataKey {
-        &self.data_key
+        }
     }
 
     /// The rotation policy.
@@ -512,61 +477,6 @@ impl Fleet {
             }
         }
         Ok((auth, h))
-    }
-}
-
-fn load_or_create_key(path: &Path) -> Result<DataKey, FleetSetupError> {
-    let err = |reason: String| FleetSetupError::DataKey {
-        path: path.display().to_string(),
-        reason,
-    };
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt as _;
-                let mode = std::fs::metadata(path)
-                    .map_err(|e| err(e.to_string()))?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(err(format!(
-                        "is readable by group or others (mode {:o}); chmod 600 it",
-                        mode & 0o777
-                    )));
-                }
-            }
-            DataKey::from_bytes(&bytes).map_err(|e| err(e.to_string()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-            }
-            let key = DataKey::generate();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    use std::io::Write as _;
-                    f.write_all(key.bytes())
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| err(e.to_string()))?;
-                    Ok(key)
-                }
-                // Another process made it first: use that one.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::thread::sleep(Duration::from_millis(50));
-                    load_or_create_key(path)
-                }
-                Err(e) => Err(err(e.to_string())),
-            }
-        }
-        Err(e) => Err(err(e.to_string())),
     }
 }
 

@@ -24,6 +24,7 @@ use qrlp_config::{Config, FrameFormat, QrStyle};
 use qrlp_live::{KeyStore, SigningIdentity};
 use qrlp_live_server::LiveChannel;
 use qrlp_protocol::{Parts, QrLiveProtocol};
+use qrlp_store::secret::DataKey;
 use qrlp_store::{LiveChannelRecord, Store};
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::layer::SocketIoLayer;
@@ -64,6 +65,8 @@ pub struct LiveChannels {
 
 struct Inner {
     base: Config,
+    /// Opens each channel's sealed identity seed and HMAC secret.
+    data_key: DataKey,
     registry: RwLock<Registry>,
     io: SocketIo,
     layer: SocketIoLayer,
@@ -79,17 +82,21 @@ pub enum LiveError {
     /// The protocol object refused the settings.
     #[error(transparent)]
     Protocol(#[from] qrlp_protocol::ProtocolError),
+    /// The channel's sealed secrets do not open with this server's data key.
+    #[error("live channel secrets: {0}")]
+    Secrets(String),
 }
 
 impl LiveChannels {
     /// No channels yet; the Socket.IO namespace is registered.
-    pub fn new(base: &Config) -> LiveChannels {
+    pub fn new(base: &Config, data_key: DataKey) -> LiveChannels {
         let (layer, io) = SocketIo::builder().max_payload(64 * 1024).build_layer();
         let redis = (!base.redis.url.trim().is_empty())
             .then(|| redis::Client::open(base.redis.url.trim()).ok())
             .flatten();
         let inner = Arc::new(Inner {
             base: base.clone(),
+            data_key,
             registry: RwLock::new(Registry::default()),
             io: io.clone(),
             layer,
@@ -214,7 +221,11 @@ impl LiveChannels {
     /// # Errors
     /// Settings the protocol refuses.
     pub fn upsert(&self, record: LiveChannelRecord) -> Result<Arc<LiveChannel>, LiveError> {
-        let protocol = Arc::new(protocol_for(&self.inner.base, &record)?);
+        let protocol = Arc::new(protocol_for(
+            &self.inner.base,
+            &self.inner.data_key,
+            &record,
+        )?);
         let url = format!(
             "{}/live/{}/",
             self.inner.base.server.public_base_url(),
@@ -327,8 +338,13 @@ impl LiveChannels {
 }
 
 /// The protocol object of a channel: the server's configuration with the channel's
-/// interval, ttl, style, format, HMAC secret and identity (kept in the database).
-fn protocol_for(base: &Config, r: &LiveChannelRecord) -> Result<QrLiveProtocol, LiveError> {
+/// interval, ttl, style, format, HMAC secret and identity (kept in the database, sealed).
+fn protocol_for(
+    base: &Config,
+    key: &DataKey,
+    r: &LiveChannelRecord,
+) -> Result<QrLiveProtocol, LiveError> {
+    let (seed, hmac_secret) = open_secrets(key, r)?;
     let mut config = base.clone();
     config.live.update_interval_secs = r.interval_secs;
     config.live.ttl_secs = r.ttl_secs;
@@ -342,14 +358,14 @@ fn protocol_for(base: &Config, r: &LiveChannelRecord) -> Result<QrLiveProtocol, 
         "minimal" => QrStyle::Minimal,
         _ => QrStyle::Live,
     };
-    config.security.hmac_secret = r.hmac_secret.clone();
+    config.security.hmac_secret = hmac_secret;
     config.security.hmac_key_id = format!("ch-{}", &r.id.simple().to_string()[..12]);
     let created_ms = u64::try_from(r.created_at.unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(0)
         .saturating_sub(60_000);
     let key_store = KeyStore::in_memory(
         &format!("live channel {}", r.id),
-        SigningIdentity::from_ed25519_seed(r.identity_seed),
+        SigningIdentity::from_ed25519_seed(*seed),
         created_ms,
     );
     Ok(QrLiveProtocol::with_parts(Parts {
@@ -557,5 +573,86 @@ return 1";
         } else if value["node"].as_str() != Some(inner.node.as_str()) {
             let _ = channel.set_user_text(&value);
         }
+    }
+}
+
+/// What binds a channel's sealed secrets to it: a sealed value copied to another row does
+/// not open. The public token is unique and never changes.
+fn secrets_aad(org: Uuid, public_token: &str) -> String {
+    format!("live-channel:{org}:{public_token}")
+}
+
+/// Seals a new channel's identity seed and HMAC secret for
+/// [`LiveChannelRecord::secrets_sealed`]: the 32-byte seed, then the secret's UTF-8 bytes.
+pub fn seal_secrets(
+    key: &DataKey,
+    org: Uuid,
+    public_token: &str,
+    seed: &[u8; 32],
+    hmac_secret: &str,
+) -> Vec<u8> {
+    let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(32 + hmac_secret.len()));
+    plain.extend_from_slice(seed);
+    plain.extend_from_slice(hmac_secret.as_bytes());
+    key.seal(secrets_aad(org, public_token).as_bytes(), &plain)
+}
+
+/// The identity seed and HMAC secret of a stored channel.
+fn open_secrets(
+    key: &DataKey,
+    r: &LiveChannelRecord,
+) -> Result<(zeroize::Zeroizing<[u8; 32]>, String), LiveError> {
+    let plain = zeroize::Zeroizing::new(
+        key.open(
+            secrets_aad(r.org_id, &r.public_token).as_bytes(),
+            &r.secrets_sealed,
+        )
+        .map_err(|e| LiveError::Secrets(e.to_string()))?,
+    );
+    if plain.len() < 32 {
+        return Err(LiveError::Secrets("sealed value too short".into()));
+    }
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    seed.copy_from_slice(&plain[..32]);
+    let hmac = std::str::from_utf8(&plain[32..])
+        .map_err(|_| LiveError::Secrets("HMAC secret is not UTF-8".into()))?
+        .to_string();
+    Ok((seed, hmac))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(org: Uuid, token: &str, sealed: Vec<u8>) -> LiveChannelRecord {
+        LiveChannelRecord {
+            id: Uuid::nil(),
+            org_id: org,
+            name: "c".into(),
+            public_token: token.into(),
+            interval_secs: 2.0,
+            ttl_secs: 10.0,
+            style: "live".into(),
+            frame_format: "json".into(),
+            secrets_sealed: sealed,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn channel_secrets_are_sealed_and_bound_to_their_channel() {
+        let key = DataKey::generate();
+        let org = Uuid::now_v7();
+        let seed = [7u8; 32];
+        let sealed = seal_secrets(&key, org, "tok-a", &seed, "hmac-secret-a");
+        assert!(!sealed.windows(32).any(|w| w == seed));
+        assert!(!sealed.windows(13).any(|w| w == b"hmac-secret-a"));
+        let (s, h) = open_secrets(&key, &record(org, "tok-a", sealed.clone())).unwrap();
+        assert_eq!((*s, h.as_str()), (seed, "hmac-secret-a"));
+        // Copied to another channel, another organization, or opened with another key: refused.
+        assert!(open_secrets(&key, &record(org, "tok-b", sealed.clone())).is_err());
+        assert!(open_secrets(&key, &record(Uuid::now_v7(), "tok-a", sealed.clone())).is_err());
+        assert!(open_secrets(&DataKey::generate(), &record(org, "tok-a", sealed)).is_err());
     }
 }

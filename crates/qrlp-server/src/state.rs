@@ -48,9 +48,6 @@ pub enum StateError {
     /// The rate limiter could not be set up.
     #[error("rate limiter: {0}")]
     Limiter(#[from] qrlp_ratelimit::LimitError),
-    /// The device fleet's data key could not be used.
-    #[error(transparent)]
-    Fleet(#[from] crate::fleet::FleetSetupError),
     /// `server.trusted_proxies` holds something that is not a CIDR block.
     #[error("server.trusted_proxies: {0}")]
     TrustedProxies(String),
@@ -82,8 +79,8 @@ impl AppState {
             Duration::from_millis(config.auth.key_cache_ttl_ms),
         );
         let tracking = Arc::new(Tracking::new(store.clone()));
-        let live = crate::live::LiveChannels::new(&config);
-        let fleet = crate::fleet::Fleet::new(&config)?;
+        let live = crate::live::LiveChannels::new(&config, data_key.clone());
+        let fleet = crate::fleet::Fleet::new(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
                 tracking,

@@ -1,9 +1,7 @@
 //! Live channels of organizations (issue 12): one signing identity per channel, settings,
-//! and the public token of its pages. Every lookup by id is scoped to an organization; the
-//! identity seed and HMAC secret never appear in `Debug`, errors or audit details.
-//!
-//! The seed is stored as it is, like the identity file of `qrlp live` (no data encryption
-//! key exists in the platform yet).
+//! and the public token of its pages. Every lookup by id is scoped to an organization. The
+//! identity seed and HMAC secret are stored sealed by the caller with the platform's data
+//! key ([`crate::secret::DataKey`]); this module never sees them in clear.
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -19,13 +17,13 @@ use crate::{page_of, Store};
 macro_rules! cols {
     () => {
         "id, org_id, name, public_token, interval_secs, ttl_secs, style, frame_format, \
-         identity_seed, hmac_secret, created_at, updated_at"
+         secrets_sealed, created_at, updated_at"
     };
 }
 const INSERT: &str = concat!(
     "INSERT INTO live_channels (",
     cols!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 const ALL: &str = concat!(
     "SELECT ",
@@ -62,10 +60,9 @@ pub struct LiveChannelRecord {
     pub style: String,
     /// `json` or `compact`.
     pub frame_format: String,
-    /// The Ed25519 secret seed of its identity.
-    pub identity_seed: [u8; 32],
-    /// The HMAC secret of its frames.
-    pub hmac_secret: String,
+    /// Its Ed25519 identity seed and frame HMAC secret, sealed with the data key (opaque
+    /// here).
+    pub secrets_sealed: Vec<u8>,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Last changed.
@@ -111,8 +108,7 @@ struct Row {
     ttl_secs: f64,
     style: String,
     frame_format: String,
-    identity_seed: Vec<u8>,
-    hmac_secret: String,
+    secrets_sealed: Vec<u8>,
     created_at: Ts,
     updated_at: Ts,
 }
@@ -130,11 +126,7 @@ impl TryFrom<Row> for LiveChannelRecord {
             ttl_secs: r.ttl_secs,
             style: r.style,
             frame_format: r.frame_format,
-            identity_seed: r
-                .identity_seed
-                .try_into()
-                .map_err(|_| StoreError::invalid("identity_seed", "is not 32 bytes"))?,
-            hmac_secret: r.hmac_secret,
+            secrets_sealed: r.secrets_sealed,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
@@ -227,8 +219,7 @@ impl Store {
                 .bind(c.ttl_secs)
                 .bind(&c.style)
                 .bind(&c.frame_format)
-                .bind(&c.identity_seed[..])
-                .bind(&c.hmac_secret)
+                .bind(&c.secrets_sealed)
                 .bind(Ts(c.created_at))
                 .bind(Ts(c.updated_at))
                 .execute(&mut *tx)

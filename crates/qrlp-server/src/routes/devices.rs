@@ -213,7 +213,7 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FleetErr
 
 /// The organization's device CA, made on first use (sealed at rest).
 async fn device_ca(state: &AppState, org: Uuid) -> Result<(DeviceCa, CaKey), FleetError> {
-    let key = state.fleet().data_key();
+    let key = state.data_key();
     let ca = match state
         .store()
         .get_device_ca(org)
@@ -663,7 +663,6 @@ pub async fn register(
                 certificate_pem: cert.clone(),
                 certificate_expiry: not_after,
                 kem_sealed: state
-                    .fleet()
                     .data_key()
                     .seal(kem_aad(&device_id).as_bytes(), server_kem.seed()),
                 kem_public: kem_public.clone(),
@@ -1378,8 +1377,7 @@ pub async fn key_exchange(
     let (auth, _) = device_request(&state, &device_id, &method, &uri, &headers, &body).await?;
     let req: KeyExchange = json_body(&body)?;
     let ct = decode_b64("ciphertext", &req.ciphertext, 2048)?;
-    let fleet = state.fleet();
-    let seed = fleet
+    let seed = state
         .data_key()
         .open(kem_aad(&device_id).as_bytes(), &auth.kem_sealed)
         .map_err(FleetError::internal)?;
@@ -1398,7 +1396,7 @@ pub async fn key_exchange(
         .await
         .map_err(FleetError::store)?
         .ok_or_else(|| FleetError::internal("device without a CA"))?;
-    let pq_secret = fleet
+    let pq_secret = state
         .data_key()
         .open(pq_aad(auth.device.org_id).as_bytes(), &ca.pq_sealed)
         .map_err(FleetError::internal)?;

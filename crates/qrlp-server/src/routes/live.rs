@@ -197,21 +197,22 @@ pub async fn create_channel(
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let org = auth.org()?.organization.id;
     let interval = body.interval_secs.unwrap_or(2.0);
-    let mut seed = [0u8; 32];
-    seed.copy_from_slice(&hex::decode(random_hex(32)).unwrap_or_else(|_| vec![0; 32]));
+    let seed = zeroize::Zeroizing::new(qrlp_store::secret::random_32());
+    let public_token = random_hex(32);
+    let secrets_sealed =
+        crate::live::seal_secrets(state.data_key(), org, &public_token, &seed, &random_hex(32));
     let record = LiveChannelRecord {
         id: Uuid::nil(),
         org_id: org,
         name: body.name,
-        public_token: random_hex(32),
+        public_token,
         interval_secs: interval,
         ttl_secs: body
             .ttl_secs
             .unwrap_or_else(|| (interval * 5.0).clamp(10.0, 86_400.0)),
         style: body.style.unwrap_or_else(|| "live".into()),
         frame_format: body.frame_format.unwrap_or_else(|| "json".into()),
-        identity_seed: seed,
-        hmac_secret: random_hex(32),
+        secrets_sealed,
         created_at: time::OffsetDateTime::UNIX_EPOCH,
         updated_at: time::OffsetDateTime::UNIX_EPOCH,
     };

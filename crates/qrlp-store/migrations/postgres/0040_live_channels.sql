@@ -1,5 +1,5 @@
--- Issue 12: live channels of organizations. One signing identity per channel; the public
--- token names its public viewer and verify pages.
+-- Issue 12: live channels of organizations. One signing identity per channel (sealed); the
+-- public token names its public viewer and verify pages.
 CREATE TABLE live_channels (
     id            UUID NOT NULL,
     org_id        UUID NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -9,8 +9,8 @@ CREATE TABLE live_channels (
     ttl_secs      DOUBLE PRECISION NOT NULL CHECK (ttl_secs >= interval_secs AND ttl_secs <= 86400),
     style         TEXT NOT NULL,
     frame_format  TEXT NOT NULL,
-    identity_seed BYTEA NOT NULL CHECK (octet_length(identity_seed) = 32),
-    hmac_secret   TEXT NOT NULL,
+    -- The identity seed and HMAC secret, sealed with the platform's data key.
+    secrets_sealed BYTEA NOT NULL,
     created_at    TIMESTAMPTZ NOT NULL,
     updated_at    TIMESTAMPTZ NOT NULL,
     CONSTRAINT live_channels_pkey PRIMARY KEY (id),
