@@ -2,7 +2,7 @@
 # Fleet load (issue 14): a release server with default settings on 127.0.0.1:19520 (SQLite
 # in a temporary directory, or PostgreSQL with BENCH_DATABASE_URL), 1,000 simulated devices
 # (`qrlp device simulate`: real enrollment, real signed heartbeats) heartbeating every 5 s
-# for 60 s. Prints the heartbeat latency percentiles and the server's RSS before and after;
+# for 60 s, at the default log level. Prints the heartbeat latency percentiles and the server's RSS before and after;
 # fails when p99 exceeds 20 ms. Then the criterion bench of one signed-request check.
 #   DEVICES=1000 INTERVAL=5 DURATION=60 scripts/bench-fleet.sh
 set -euo pipefail
@@ -12,8 +12,12 @@ DEVICES="${DEVICES:-1000}"
 INTERVAL="${INTERVAL:-5}"
 DURATION="${DURATION:-60}"
 PORT=19520
-cargo build --release --locked -p qrlp-cli
-bin="$PWD/${CARGO_TARGET_DIR:-target}/release/qrlp"
+if [ -n "${QRLP_BIN:-}" ]; then
+    bin="$QRLP_BIN"
+else
+    cargo build --release --locked -p qrlp-cli
+    bin="$PWD/${CARGO_TARGET_DIR:-target}/release/qrlp"
+fi
 work="$(mktemp -d)"
 server=""
 cleanup() {
@@ -25,7 +29,7 @@ trap cleanup EXIT
 db_env=()
 if [ -n "${BENCH_DATABASE_URL:-}" ]; then db_env=(QRLP_STORAGE_DATABASE_URL="$BENCH_DATABASE_URL"); fi
 env QRLP_SERVER_HOST=127.0.0.1 QRLP_SERVER_PORT=$PORT QRLP_STORAGE_DATA_DIR="$work" \
-    QRLP_LOG_LEVEL=warn "${db_env[@]}" "$bin" serve >"$work/server.log" 2>&1 &
+    "${db_env[@]}" "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$server/status"; }

@@ -1,97 +1,22 @@
 //! Chains and the webhook outbox, on SQLite always and on PostgreSQL when
 //! `QRLP_TEST_POSTGRES_URL` is set (each case in a schema of its own).
 
-use std::future::Future;
-use std::io::Write as _;
-use std::sync::Once;
 use std::time::Duration;
 
 use qrlp_store::secret::DataKey;
 use qrlp_store::{
     AttemptRecord, AuditContext, AuditFilter, NewChain, NewWebhook, Organization, PageRequest,
-    Plan, ScanSource, ScanVerdict, Store, StoreConfig, StoreError,
+    Plan, ScanSource, ScanVerdict, Store, StoreError,
 };
 use qrlp_webhook::{Outcome, Secret};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-const PG_VAR: &str = "QRLP_TEST_POSTGRES_URL";
-
-fn notice(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-async fn run_case<F, Fut>(name: &str, case: F)
-where
-    F: Fn(Store, Option<std::path::PathBuf>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = StoreConfig {
-        database_url: None,
-        data_dir: dir.path().join("data"),
-        max_connections: 8,
-    };
-    let store = Store::open(&cfg).await.expect("open sqlite store");
-    store.migrate().await.expect("migrate sqlite");
-    let file = store.sqlite_path().map(|p| p.to_path_buf());
-    let outcome = tokio::spawn(case(store.clone(), file)).await;
-    store.close().await;
-    if let Err(err) = outcome {
-        notice(&format!("case {name} failed on sqlite"));
-        std::panic::resume_unwind(err.into_panic());
-    }
-    let url = match std::env::var(PG_VAR) {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            static ONCE: Once = Once::new();
-            ONCE.call_once(|| notice("SKIPPED postgres: QRLP_TEST_POSTGRES_URL not set"));
-            return;
-        }
-    };
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("{PG_VAR} is set but PostgreSQL is unreachable: {e}"));
-    let schema = format!("qrlp_c_{}", Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    let store = Store::open_postgres_with_schema(&url, &schema)
-        .await
-        .expect("open postgres store");
-    store.migrate().await.expect("migrate postgres");
-    let outcome = tokio::spawn(case(store.clone(), None)).await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop schema");
-    if let Err(err) = outcome {
-        notice(&format!("case {name} failed on postgres"));
-        std::panic::resume_unwind(err.into_panic());
-    }
-}
-
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        mod both_backends {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::run_case(stringify!($case), |store, file| async move {
-                        super::$case(&store, file).await
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
+#[macro_use]
+mod harness;
 
 cases! {
+    with_file:
     case_chain_seed_flow,
     case_concurrent_scans_accept_one,
     case_exhaustion_and_patch,

@@ -2,103 +2,15 @@
 //! single use, offline is reported exactly once even by concurrent sweeps, rotation keeps
 //! versions, and another organization's devices are not found.
 
-use std::future::Future;
-use std::io::Write as _;
-use std::sync::Once;
-
 use qrlp_store::{
     AuditContext, DeviceStatus, DeviceUpdate, NewDevice, NewEnrollmentToken, NewKeyVersion,
-    PageRequest, Plan, Store, StoreConfig, StoreError,
+    PageRequest, Plan, Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-// ----- harness --------------------------------------------------------------------------
-
-const PG_VAR: &str = "QRLP_TEST_POSTGRES_URL";
-
-/// Writes straight to the process's stderr, past the test harness's output capture, so the
-/// notice shows in a normal `cargo test` run.
-fn notice(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-async fn run_case<F, Fut>(name: &str, case: F)
-where
-    F: Fn(Store) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    // SQLite, always.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = StoreConfig {
-        database_url: None,
-        data_dir: dir.path().join("data"),
-        max_connections: 4,
-    };
-    let store = Store::open(&cfg).await.expect("open sqlite store");
-    store.migrate().await.expect("migrate sqlite");
-    let outcome = tokio::spawn(case(store.clone())).await;
-    store.close().await;
-    if let Err(err) = outcome {
-        notice(&format!("case {name} failed on sqlite"));
-        std::panic::resume_unwind(err.into_panic());
-    }
-
-    // PostgreSQL, when configured.
-    let url = match std::env::var(PG_VAR) {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => {
-            static ONCE: Once = Once::new();
-            ONCE.call_once(|| notice("SKIPPED postgres: QRLP_TEST_POSTGRES_URL not set"));
-            return;
-        }
-    };
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("{PG_VAR} is set but PostgreSQL is unreachable: {e}"));
-    let schema = format!("qrlp_t_{}", Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    let store = Store::open_postgres_with_schema(&url, &schema)
-        .await
-        .expect("open postgres store");
-    let migrated = store.migrate().await;
-    let outcome = match migrated {
-        Ok(()) => tokio::spawn(case(store.clone())).await,
-        Err(e) => tokio::spawn(async move { panic!("migrate postgres: {e}") }).await,
-    };
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop schema");
-    admin.close().await;
-    if let Err(err) = outcome {
-        notice(&format!("case {name} failed on postgres"));
-        std::panic::resume_unwind(err.into_panic());
-    }
-}
-
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        mod both_backends {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::run_case(stringify!($case), |store| async move {
-                        super::$case(&store).await
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
+#[macro_use]
+mod harness;
 
 cases! {
     case_enrollment_and_devices,
