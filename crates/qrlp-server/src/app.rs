@@ -254,8 +254,30 @@ fn seed_qr_aliases() -> Router<AppState> {
 /// The OpenAPI document of the routes `config` enables.
 pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
     let mut doc = api_routes(config).split_for_parts().1;
-    openapi::complete(&mut doc);
+    openapi::complete(&mut doc, &seed002_operations());
     doc
+}
+
+/// The operations that answer errors in seed 002's shape (`{"error": {"code", ...}}`, 422
+/// for validation): every route of [`fleet_routes`], as `(method, path)`.
+pub fn seed002_operations() -> Vec<(String, String)> {
+    let doc = fleet_routes().split_for_parts().1;
+    let mut ops = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("PUT", item.put.is_some()),
+            ("POST", item.post.is_some()),
+            ("DELETE", item.delete.is_some()),
+            ("PATCH", item.patch.is_some()),
+        ];
+        for (method, present) in methods {
+            if present {
+                ops.push((method.to_string(), path.clone()));
+            }
+        }
+    }
+    ops
 }
 
 /// The application for `state`.
@@ -268,7 +290,7 @@ pub fn app(state: AppState) -> Router {
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config();
     let (api, mut doc) = api_routes(config).split_for_parts();
-    openapi::complete(&mut doc);
+    openapi::complete(&mut doc, &seed002_operations());
     let doc_json = Bytes::from(
         doc.to_pretty_json()
             .expect("the OpenAPI document serializes"),

@@ -798,7 +798,8 @@ fn seed_code(code: &str, status: StatusCode) -> (StatusCode, &'static str) {
 /// (`{"code", "message", "error": "…", ...}`) becomes seed 002's
 /// `{"error": {"code", "message", "details", "request_id"}}`, with the seed's codes
 /// (`INVALID_TOKEN`, `INSUFFICIENT_PERMISSIONS`, `VALIDATION_ERROR` as 422,
-/// `QUOTA_EXCEEDED`). Headers (rate limits, `Retry-After`) are kept.
+/// `QUOTA_EXCEEDED`); so does a plain-text rejection of an extractor or layer. Headers
+/// (rate limits, `Retry-After`) are kept.
 pub async fn seed_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if !(response.status().is_client_error() || response.status().is_server_error()) {
@@ -809,7 +810,23 @@ pub async fn seed_errors(request: Request, next: Next) -> Response {
         return Response::from_parts(parts, Body::empty());
     };
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Response::from_parts(parts, Body::from(bytes));
+        // A plain-text rejection (an extractor's, a layer's): the seed's shape, with the
+        // platform's code for the status and the rejection's own words.
+        let (code, fallback) = crate::error::ErrorCode::for_status(parts.status);
+        let (status, seed) = seed_code(code.as_str(), parts.status);
+        let text = String::from_utf8_lossy(&bytes);
+        let message = match text.trim() {
+            "" => fallback,
+            t => t,
+        };
+        parts.status = status;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        let body = seed_body(seed, message, serde_json::json!({}));
+        return Response::from_parts(parts, Body::from(body));
     };
     let (Some(code), Some(message)) = (v["code"].as_str(), v["message"].as_str()) else {
         return Response::from_parts(parts, Body::from(bytes));

@@ -91,17 +91,17 @@ pub async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Response {
 /// `x-permission` (and, in its description, the conditional rules), taken from
 /// [`crate::authz::ROUTE_PERMISSIONS`] and [`crate::authz::CONDITIONAL_RULES`], the one
 /// declaration the role matrix is also generated from.
-pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+pub fn complete(doc: &mut utoipa::openapi::OpenApi, seed002: &[(String, String)]) {
     use utoipa::openapi::extensions::ExtensionsBuilder;
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
-    let error = |description: &str| {
+    let error = |schema: &str, description: &str| {
         ResponseBuilder::new()
             .description(description)
             .content(
                 "application/json",
                 ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .schema(Some(Ref::from_schema_name(schema)))
                     .build(),
             )
             .build()
@@ -119,12 +119,22 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
         for (method, op) in operations {
             let Some(op) = op else { continue };
             let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            // Seed 002's routes answer in its error shape, with 422 for validation.
+            let seed_shape = seed002.iter().any(|(m, p)| m == method && p == path);
+            let schema = if seed_shape {
+                "SeedErrorBody"
+            } else {
+                "ErrorBody"
+            };
             let mut add = |code: &str, description: &str| {
                 op.responses
                     .responses
                     .entry(code.to_string())
-                    .or_insert_with(|| error(description).into());
+                    .or_insert_with(|| error(schema, description).into());
             };
+            if seed_shape {
+                add("422", "VALIDATION_ERROR: a path, query or body field");
+            }
             if is_api {
                 add("400", "Invalid input: a path, query or body field");
                 add("429", "Over a rate limit; see Retry-After");

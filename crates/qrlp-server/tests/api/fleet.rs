@@ -918,3 +918,18 @@ async fn device_endpoints_are_limited_per_device() {
     // another device has its own budget
     assert_eq!(f.heartbeat(&two, json!({})).await.status(), 200);
 }
+
+/// An extractor's plain-text rejection on a seed-002 route (a missing query field, a
+/// WebSocket route called without an upgrade) answers in seed 002's shape, 422, with the
+/// rejection's words.
+#[tokio::test]
+async fn extractor_rejections_answer_in_the_seed_shape() {
+    let app = TestApp::start().await;
+    let r = app.get("/api/v1/devices/ca").await;
+    let e = seed002_error_body(r, 422).await;
+    assert_eq!(e["code"], "VALIDATION_ERROR", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("organization_id"),
+        "{e}"
+    );
+}

@@ -811,6 +811,7 @@ async fn finding_10_every_route_enforces_the_permission_it_declares() {
     let org = p.bootstrap("Declared", Plan::Enterprise).await;
     let doc = serde_json::to_value(qrlp_server::app::openapi(&Config::default())).unwrap();
     let any = "0190a000-0000-7000-8000-000000000000";
+    let seed002_ops = qrlp_server::app::seed002_operations();
     for (method, path, permission) in ROUTE_PERMISSIONS {
         assert_eq!(
             doc["paths"][path][method.to_lowercase()]["x-permission"],
@@ -835,17 +836,7 @@ async fn finding_10_every_route_enforces_the_permission_it_declares() {
             .call(method.parse().unwrap(), &url, Some(&key), Some(json!({})))
             .await;
         // The fleet's route families answer in seed 002's shape, the rest in the platform's.
-        let seed002 = [
-            "/api/v1/devices",
-            "/api/v1/security",
-            "/api/v1/monitoring",
-            "/api/v1/ws",
-        ]
-        .iter()
-        .any(|f| path.starts_with(f))
-            || *path == "/api/v1/status"
-            || (*path == "/api/v1/users" && *method == "GET")
-            || path.starts_with("/api/v1/users/{user_id}/permissions");
+        let seed002 = seed002_ops.iter().any(|(m, p)| m == method && p == path);
         let e = if seed002 {
             let e = seed002_error_body(r, 403).await;
             assert_eq!(
