@@ -35,6 +35,12 @@ psql "$pg" -q -c "CREATE DATABASE $db" >/dev/null
 export DATABASE_URL="$base/$db"
 export QRLP_REDIS_URL="$redis_url"
 export QRLP_LOG_LEVEL=info
+# The nodes share one data key (each channel's identity is sealed with it) and read
+# /metrics with a bearer token (it is not public otherwise).
+QRLP_STORAGE_ENCRYPTION_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+export QRLP_STORAGE_ENCRYPTION_KEY
+metrics_token="ci-metrics-$$"
+export QRLP_METRICS_TOKEN="$metrics_token"
 
 "$QRLP_BIN" migrate >/dev/null
 key=$("$QRLP_BIN" admin bootstrap --org "Scale $$" --email "ops-$$@example.com" 2>/dev/null | tail -1)
@@ -57,7 +63,7 @@ timeout 60 node "$js/live_scaleout_client.mjs" "http://127.0.0.1:$port_b" "$toke
 client=$!
 sleep 5
 frames_metric() {
-    curl -sf "http://127.0.0.1:$1/metrics" | awk -v id="$id" '$1 ~ "qrlp_live_frames_generated_total" && index($1, id) { print $2 }'
+    curl -sf -H "authorization: Bearer $metrics_token" "http://127.0.0.1:$1/metrics" | awk -v id="$id" '$1 ~ "qrlp_live_frames_generated_total" && index($1, id) { print $2 }'
 }
 gen_a=$(frames_metric "$port_a"); gen_b=$(frames_metric "$port_b")
 kill_ms=$(python3 -c 'import time; print(int(time.time()*1000))')
