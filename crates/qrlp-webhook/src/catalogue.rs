@@ -27,6 +27,10 @@ pub const CHAIN_CREATED: &str = "chain.created";
 pub const CHAIN_EXHAUSTED: &str = "chain.exhausted";
 /// `webhook.test`: sent by `POST /api/v1/webhooks/{id}/test` to that endpoint only.
 pub const WEBHOOK_TEST: &str = "webhook.test";
+/// `training.round_started`: a federated-learning round reached its quorum.
+pub const TRAINING_ROUND_STARTED: &str = "training.round_started";
+/// `training.round_completed`: a federated-learning round ended (aggregated or failed).
+pub const TRAINING_ROUND_COMPLETED: &str = "training.round_completed";
 
 /// Every event type. Append new ones at the end.
 pub const CATALOGUE: &[EventKind] = &[
@@ -50,6 +54,14 @@ pub const CATALOGUE: &[EventKind] = &[
     EventKind {
         name: WEBHOOK_TEST,
         description: "A test event sent on request to one endpoint.",
+    },
+    EventKind {
+        name: TRAINING_ROUND_STARTED,
+        description: "A federated-learning round reached its quorum of devices; they train now.",
+    },
+    EventKind {
+        name: TRAINING_ROUND_COMPLETED,
+        description: "A federated-learning round ended: `status` is `completed` (a new model version) or `failed` (with a `reason`; nothing aggregated).",
     },
 ];
 
