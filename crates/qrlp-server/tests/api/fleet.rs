@@ -19,25 +19,25 @@ use time::OffsetDateTime;
 
 use crate::common::{seed002_error_body, TestApp};
 
-struct Fleet {
-    app: TestApp,
-    store: Store,
+pub(crate) struct Fleet {
+    pub(crate) app: TestApp,
+    pub(crate) store: Store,
 }
 
-struct Org {
-    id: String,
-    key: String,
+pub(crate) struct Org {
+    pub(crate) id: String,
+    pub(crate) key: String,
 }
 
-struct Dev {
-    id: String,
-    key: DeviceKey,
-    version: u32,
-    reg: Value,
+pub(crate) struct Dev {
+    pub(crate) id: String,
+    pub(crate) key: DeviceKey,
+    pub(crate) version: u32,
+    pub(crate) reg: Value,
 }
 
 impl Fleet {
-    async fn start_with(config: Config) -> Fleet {
+    pub(crate) async fn start_with(config: Config) -> Fleet {
         let own = std::path::PathBuf::from(&config.storage.data_dir);
         let app = TestApp::start_with(config, axum::Router::new()).await;
         let dir = app
@@ -54,7 +54,7 @@ impl Fleet {
         Fleet { app, store }
     }
 
-    async fn org(&self, name: &str) -> Org {
+    pub(crate) async fn org(&self, name: &str) -> Org {
         let key = qrlp_store::secret::generate_api_key();
         let done = self
             .store
@@ -77,7 +77,7 @@ impl Fleet {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -119,7 +119,7 @@ impl Fleet {
             .unwrap()
     }
 
-    async fn enroll(&self, org: &Org, name: &str) -> Dev {
+    pub(crate) async fn enroll(&self, org: &Org, name: &str) -> Dev {
         let token = self.token(org).await;
         let key = DeviceKey::generate();
         let r = self
@@ -179,7 +179,7 @@ impl Fleet {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -200,7 +200,7 @@ fn registration(token: &str, key: &DeviceKey, name: &str, org: Option<&str>) -> 
 }
 
 /// Checks seed 002's error shape and code; returns `error`.
-async fn seed_error(r: reqwest::Response, status: u16, code: &str) -> Value {
+pub(crate) async fn seed_error(r: reqwest::Response, status: u16, code: &str) -> Value {
     let e = seed002_error_body(r, status).await;
     assert_eq!(e["code"], code, "{e}");
     e

@@ -840,6 +840,7 @@ async fn finding_10_every_route_enforces_the_permission_it_declares() {
             "/api/v1/security",
             "/api/v1/monitoring",
             "/api/v1/ws",
+            "/api/v1/fl",
         ]
         .iter()
         .any(|f| path.starts_with(f))
