@@ -175,7 +175,7 @@ pub fn encode_values(values: &[f32]) -> Vec<u8> {
 
 /// The `f32` values of little-endian bytes; `None` when the length is not a multiple of 4.
 pub fn decode_values(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(
