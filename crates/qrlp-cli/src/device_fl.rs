@@ -137,6 +137,12 @@ pub fn standardizer_of(v: &Value) -> Option<Standardizer> {
     serde_json::from_value(v.clone()).ok()
 }
 
+/// Whether the server refused for good (a 4xx answer), rather than being unreachable or
+/// failing for a while.
+fn refused(e: &anyhow::Error) -> bool {
+    e.to_string().starts_with("server answered 4")
+}
+
 /// The training agent's state across polls.
 pub struct Trainer {
     local: LocalData,
@@ -196,8 +202,11 @@ impl Trainer {
             {
                 Ok(a) => a,
                 Err(e) => {
-                    // Full, closed or not eligible: nothing to do in this round.
-                    self.done.insert(id.clone());
+                    // Full, closed or not eligible: nothing to do in this round. Anything
+                    // else (the server unreachable, restarting) is tried again next poll.
+                    if refused(&e) {
+                        self.done.insert(id.clone());
+                    }
                     out.push(format!("{id}: not joined: {e:#}"));
                     continue;
                 }
@@ -209,10 +218,15 @@ impl Trainer {
                 Ok(line) => {
                     self.submitted += 1;
                     out.push(line);
+                    self.done.insert(id);
                 }
-                Err(e) => out.push(format!("{id}: submission failed: {e:#}")),
+                Err(e) => {
+                    if refused(&e) {
+                        self.done.insert(id.clone());
+                    }
+                    out.push(format!("{id}: submission failed: {e:#}"));
+                }
             }
-            self.done.insert(id);
         }
         Ok(out)
     }

@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// How often the background task looks for rounds to start, fail or aggregate.
 pub const TICK: Duration = Duration::from_millis(250);
 /// An aggregation claimed longer ago than this is taken over (its server stopped).
-pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+pub const CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// Largest model, in parameters.
 pub const MAX_PARAMETERS: usize = 16_000_000;
 /// Largest submission body (`POST /fl/rounds/{id}/submit`): a base64 envelope of the
