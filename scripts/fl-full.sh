@@ -2,7 +2,7 @@
 # Longer federated-learning runs than CI's scripts/ci/15-federated.sh (a few minutes):
 #  1. DP-FedAvg (z = 1, S = 0.5, 20 rounds) over 5 data seeds: mean held-out accuracy
 #     >= 85%, and each reported ε equals the accountant's.
-#  2. Poisoning: FedAvg and the trimmed mean with one agent sending 50x its update.
+#  2. Poisoning: FedAvg and the trimmed mean with one agent sending global − 50 × its update.
 #  3. Resilience, 5 agents, a 10-round job (quorum 4): the server stopped and restarted after
 #     round 3 (the job resumes from the last completed round; every round number completed
 #     exactly once; model versions 0-10 and no 11th); an agent killed mid-round (the round

@@ -7,7 +7,7 @@
 #     `qrlp fl evaluate`, reaches >= 95% accuracy on the held-out split.
 #  B. DP-FedAvg, z = 1, S = 0.5, 20 rounds: the ε the server reports equals the accountant's
 #     (`qrlp fl epsilon`, q = 1) for those parameters; the accuracy is printed.
-#  C. One agent poisoned (sends global + 50 x its update each round): the trimmed mean
+#  C. One agent poisoned (sends global − 50 × its update each round): the trimmed mean
 #     still reaches >= 93%.
 # FL_CI_PHASES picks phases (default "A B C"; D: FedAvg with the poisoned agent, for
 # contrast). Port 19510 on 127.0.0.1. Bounded: about a minute. Longer runs: scripts/fl-full.sh.
@@ -124,7 +124,7 @@ if phase C || phase D; then
 start=$(date +%s)
 kill "${agent_pid[5]}"
 wait "${agent_pid[5]}" 2>/dev/null || true
-start_agent 5 --poison 50
+start_agent 5 --poison=-50
 fi
 if phase D; then
     # The same poisoned agent under plain FedAvg, for contrast (reported, not checked).
@@ -135,7 +135,7 @@ if phase C; then
 start=$(date +%s)
 run_job poisoned --strategy trimmed_mean --trim-fraction 0.2 >/dev/null
 acc_c="$(evaluate "$work/poisoned.json")"
-echo "C: trimmed mean with one poisoned agent (x50): held-out accuracy $acc_c ($(( $(date +%s) - start )) s)"
+echo "C: trimmed mean with one poisoned agent (x-50): held-out accuracy $acc_c ($(( $(date +%s) - start )) s)"
 at_least "$acc_c" 0.93 || fail "C: held-out accuracy $acc_c < 0.93"
 fi
 echo "federated end to end: ok"
