@@ -13,7 +13,7 @@ use qrlp_fleet::transport::{seal_update, Binding};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::fleet::{now, seed_error, Dev, Fleet};
+use crate::fleet::{next_json, now, seed_error, ws_connect, Dev, Fleet};
 
 async fn signed(
     f: &Fleet,
@@ -467,6 +467,7 @@ async fn fl_round_below_quorum_fails_at_its_deadline_and_dp_reports_the_accounta
     assert_eq!(r.status(), 201);
     let dp: Value = r.json().await.unwrap();
     let rid = dp["id"].as_str().unwrap().to_string();
+    let mut ws = ws_connect(&f, "/api/v1/ws/training", &org.key).await;
     assert_eq!(dp["privacy"]["epsilon"], 0.0);
     let a: Value = join(&f, &d1, &rid, json!({})).await.json().await.unwrap();
     let b: Value = join(&f, &d2, &rid, json!({})).await.json().await.unwrap();
@@ -476,6 +477,17 @@ async fn fl_round_below_quorum_fails_at_its_deadline_and_dp_reports_the_accounta
         assert_eq!(r.status(), 200);
     }
     let done = wait_status(&f, &org.key, &rid, "completed").await;
+    // /ws/training saw the round's progress, up to 100%.
+    let mut seen = Vec::new();
+    while let Some(m) = next_json(&mut ws).await {
+        assert_eq!(m["type"], "training_progress", "{m}");
+        assert_eq!(m["data"]["round_id"], rid.as_str());
+        seen.push(m["data"]["progress_percentage"].as_u64().unwrap());
+        if m["data"]["status"] == "completed" {
+            break;
+        }
+    }
+    assert!(seen.contains(&50) && seen.last() == Some(&100), "{seen:?}");
     let want = qrlp_federated::accountant::epsilon_for(1.0, 1.0, 1, 1e-5).unwrap();
     let got = done["privacy"]["epsilon"].as_f64().unwrap();
     assert!((got - want).abs() < 1e-9, "{got} vs {want}");

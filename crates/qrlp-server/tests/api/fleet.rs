@@ -684,7 +684,7 @@ async fn another_organization_gets_404_everywhere() {
     seed_error(r, 401, "INVALID_TOKEN").await;
 }
 
-async fn ws_connect(
+pub(crate) async fn ws_connect(
     f: &Fleet,
     path: &str,
     key: &str,
@@ -700,7 +700,7 @@ async fn ws_connect(
     ws
 }
 
-async fn next_json<S>(ws: &mut S) -> Option<Value>
+pub(crate) async fn next_json<S>(ws: &mut S) -> Option<Value>
 where
     S: futures_util::Stream<
             Item = Result<
