@@ -58,8 +58,26 @@ enum DeviceCommand {
         #[arg(long)]
         organization: Option<String>,
     },
-    /// Send signed heartbeats every interval; rotate keys when the server asks.
+    /// Send signed heartbeats every interval; rotate keys when the server asks. With
+    /// `--data`, also take part in federated learning: join the organization's open rounds,
+    /// train locally on the CSV and submit encrypted updates (the data never leaves).
     Agent {
+        /// Local training data: a CSV with a header row, numeric features and a 0/1 label.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The label column [default: `label`, else `target`, else the last column].
+        #[arg(long)]
+        label: Option<String>,
+        /// Seed of local training's shuffling.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Test only: send `global + K·(update − global)`, a poisoned update.
+        #[arg(long, value_name = "K", hide = true)]
+        poison: Option<f32>,
+        /// Seconds between polls for training rounds (each poll is one or two signed
+        /// requests: mind `fleet.device_requests_per_minute`).
+        #[arg(long, default_value_t = 2.0)]
+        poll: f64,
         /// Seconds between heartbeats [default: the server's update_interval].
         #[arg(long)]
         interval: Option<f64>,
@@ -110,10 +128,26 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<ExitCode> {
                 organization,
             } => enroll(&args.dir, &server, &token, name, &device_type, organization).await,
             DeviceCommand::Agent {
+                data,
+                label,
+                seed,
+                poison,
+                poll,
                 interval,
                 count,
                 training,
-            } => agent(&args.dir, interval, count, training).await,
+            } => {
+                let trainer = match &data {
+                    Some(path) => Some(crate::device_fl::Trainer::new(
+                        path,
+                        label.as_deref(),
+                        seed,
+                        poison,
+                    )?),
+                    None => None,
+                };
+                agent(&args.dir, interval, count, training, trainer, poll).await
+            }
             DeviceCommand::Status => status(&args.dir).await,
             DeviceCommand::Simulate {
                 server,
@@ -171,7 +205,7 @@ fn read_private(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-struct Device {
+pub(crate) struct Device {
     dir: PathBuf,
     meta: Value,
     key: DeviceKey,
@@ -190,7 +224,7 @@ impl Device {
         })
     }
 
-    fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.meta["device_id"].as_str().unwrap_or_default()
     }
 
@@ -220,22 +254,40 @@ impl Device {
         path: &str,
         body: &Value,
     ) -> anyhow::Result<Value> {
-        let bytes = serde_json::to_vec(body)?;
+        self.signed(http, "POST", path, Some(body)).await
+    }
+
+    /// Sends a signed request (`GET` without a body, `POST` with one).
+    pub(crate) async fn signed(
+        &self,
+        http: &reqwest::Client,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b)?,
+            None => Vec::new(),
+        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let h = self.key.sign_request(
             self.id(),
             self.version(),
             &Request {
-                method: "POST",
+                method,
                 path_and_query: path,
                 body: &bytes,
             },
             now,
             None,
         );
-        let mut req = http
-            .post(format!("{}{path}", self.server()))
-            .header("content-type", "application/json");
+        let url = format!("{}{path}", self.server());
+        let mut req = if method == "GET" {
+            http.get(url)
+        } else {
+            http.post(url)
+        }
+        .header("content-type", "application/json");
         for (k, v) in h.to_pairs() {
             req = req.header(k, v);
         }
@@ -436,6 +488,8 @@ async fn agent(
     interval: Option<f64>,
     count: Option<u64>,
     training: bool,
+    mut trainer: Option<crate::device_fl::Trainer>,
+    poll: f64,
 ) -> anyhow::Result<ExitCode> {
     let mut device = Device::load(dir)?;
     let http = client()?;
@@ -474,9 +528,30 @@ async fn agent(
         if count.is_some_and(|c| sent >= c) {
             return Ok(ExitCode::SUCCESS);
         }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs_f64(every)) => {}
-            () = &mut stop => return Ok(ExitCode::SUCCESS),
+        let next_beat = tokio::time::Instant::now() + Duration::from_secs_f64(every);
+        loop {
+            let wait = match &trainer {
+                Some(_) => Duration::from_secs_f64(poll.clamp(0.05, 60.0)),
+                None => Duration::from_secs_f64(every),
+            };
+            let until = (tokio::time::Instant::now() + wait).min(next_beat);
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = &mut stop => return Ok(ExitCode::SUCCESS),
+            }
+            if let Some(t) = trainer.as_mut() {
+                match t.poll(&device, &http).await {
+                    Ok(lines) => {
+                        for l in lines {
+                            println!("{}: {l}", device.id());
+                        }
+                    }
+                    Err(e) => eprintln!("{}: training poll failed: {e:#}", device.id()),
+                }
+            }
+            if tokio::time::Instant::now() >= next_beat {
+                break;
+            }
         }
     }
 }

@@ -8,7 +8,9 @@ mod admin;
 mod batch;
 mod config_init;
 mod device;
+mod device_fl;
 mod encode;
+mod fl;
 mod generate;
 mod keys;
 mod live;
@@ -51,6 +53,9 @@ enum Command {
     Status(live::StatusArgs),
     /// The device side of the fleet: enroll this machine, run its agent, show its status.
     Device(device::DeviceArgs),
+    /// Federated learning from the command line: start a training job, show a round,
+    /// follow a job with a progress bar, evaluate a global model on a CSV.
+    Fl(fl::FlArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::Live(args) => live::run(args),
         Command::Status(args) => live::status(args),
         Command::Device(args) => device::run(args),
+        Command::Fl(args) => fl::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,7 +5,8 @@
 //! ([`enroll`]), key versions and rotation ([`rotation`]), the organization's device CA and
 //! the certificates it issues ([`ca`], X.509 through `rcgen`), the post-quantum keys
 //! ([`pq`]: ML-KEM-768, the algorithm formerly called CRYSTALS-Kyber, and FN-DSA-512), and
-//! sealing secrets at rest ([`seal`], ChaCha20-Poly1305).
+//! sealing secrets at rest ([`seal`], ChaCha20-Poly1305), and federated-learning updates
+//! encrypted in transit to the server with a hybrid ML-KEM-768 + X25519 key ([`transport`]).
 //!
 //! Invariants: no networking, no files, no clock (callers pass `now`); randomness comes
 //! from the operating system. No home-made cryptography: ed25519-dalek, ml-kem, fn-dsa,
@@ -20,6 +21,7 @@ pub mod pq;
 pub mod replay;
 pub mod rotation;
 pub mod signing;
+pub mod transport;
 
 /// What can go wrong in the fleet core.
 #[derive(Debug, thiserror::Error)]

@@ -23,8 +23,9 @@ use utoipa_axum::routes;
 
 use crate::openapi::{ApiDoc, OpenApiJson};
 use crate::routes::{
-    api_keys, audit, chains, devices, fleet_users, fleet_ws, health, invitations, live, monitoring,
-    orgs, qr, qr_business, qr_codes, redirect, scan_page, security, session, users, webhooks,
+    api_keys, audit, chains, devices, fl, fleet_users, fleet_ws, health, invitations, live,
+    monitoring, orgs, qr, qr_business, qr_codes, redirect, scan_page, security, session, users,
+    webhooks,
 };
 use crate::state::AppState;
 use crate::{auth, error, fleet, limits, metrics, middleware, openapi};
@@ -154,6 +155,8 @@ fn fleet_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(fleet_ws::dashboard))
         .routes(routes!(fleet_ws::training))
         .routes(routes!(fleet_ws::security))
+        .routes(routes!(fl::list_rounds, fl::create_rounds))
+        .routes(routes!(fl::get_round))
         .route_layer(axum::middleware::from_fn(auth::authenticate))
         .route_layer(axum::middleware::from_fn(fleet::seed_errors));
     let open = OpenApiRouter::new()
@@ -164,8 +167,16 @@ fn fleet_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::rotate_keys))
         .routes(routes!(devices::key_exchange))
         .routes(routes!(fleet_ws::device))
+        .routes(routes!(fl::join))
+        .routes(routes!(fl::get_model))
+        .routes(routes!(fl::open_rounds))
         .route_layer(axum::middleware::from_fn(fleet::seed_errors));
-    protected.merge(open)
+    // Updates are larger than other bodies: their own limit.
+    let submit = OpenApiRouter::new()
+        .routes(routes!(fl::submit))
+        .route_layer(DefaultBodyLimit::max(crate::training::SUBMIT_BODY_LIMIT))
+        .route_layer(axum::middleware::from_fn(fleet::seed_errors));
+    protected.merge(open).merge(submit)
 }
 
 /// The application of the separate metrics listener (`metrics.listen`): `GET /metrics`

@@ -68,11 +68,15 @@ pub enum Permission {
     LiveRead,
     /// Create, change and delete live channels; set their user text.
     LiveWrite,
+    /// See training rounds, their progress and privacy spent; pull global models.
+    TrainingRead,
+    /// Start training jobs.
+    TrainingWrite,
 }
 
 impl Permission {
     /// Every permission, in the order of the documentation.
-    pub const ALL: [Permission; 24] = [
+    pub const ALL: [Permission; 26] = [
         Permission::Authenticated,
         Permission::OrganizationRead,
         Permission::OrganizationWrite,
@@ -97,6 +101,8 @@ impl Permission {
         Permission::QrCodesWrite,
         Permission::LiveRead,
         Permission::LiveWrite,
+        Permission::TrainingRead,
+        Permission::TrainingWrite,
     ];
 
     /// The scope string an API key names it by, e.g. `members:write`.
@@ -126,6 +132,8 @@ impl Permission {
             Permission::QrCodesWrite => "qr_codes:write",
             Permission::LiveRead => "live:read",
             Permission::LiveWrite => "live:write",
+            Permission::TrainingRead => "training:read",
+            Permission::TrainingWrite => "training:write",
         }
     }
 
@@ -143,8 +151,11 @@ impl Permission {
             | Permission::DevicesRead
             | Permission::OrganizationsCreate
             | Permission::QrCodesRead
-            | Permission::LiveRead => Role::Viewer,
-            Permission::QrCodesWrite | Permission::LiveWrite => Role::Member,
+            | Permission::LiveRead
+            | Permission::TrainingRead => Role::Viewer,
+            Permission::QrCodesWrite | Permission::LiveWrite | Permission::TrainingWrite => {
+                Role::Member
+            }
             Permission::OrganizationWrite
             | Permission::MembersWrite
             | Permission::ApiKeysRead
@@ -307,6 +318,10 @@ requirements! {
     LiveRead => LiveRead;
     /// [`Permission::LiveWrite`].
     LiveWrite => LiveWrite;
+    /// [`Permission::TrainingRead`].
+    TrainingRead => TrainingRead;
+    /// [`Permission::TrainingWrite`].
+    TrainingWrite => TrainingWrite;
 }
 
 /// The permission each protected operation declares, for the documentation's role matrix:
@@ -422,6 +437,19 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         "PUT",
         "/api/v1/users/{user_id}/permissions",
         Permission::MembersWrite,
+    ),
+    // Federated learning (seed 002).
+    ("GET", "/api/v1/fl/rounds", Permission::TrainingRead),
+    ("POST", "/api/v1/fl/rounds", Permission::TrainingWrite),
+    (
+        "GET",
+        "/api/v1/fl/rounds/{round_id}",
+        Permission::TrainingRead,
+    ),
+    (
+        "GET",
+        "/api/v1/fl/models/{version}",
+        Permission::TrainingRead,
     ),
     ("GET", "/api/v1/ws/dashboard", Permission::DevicesRead),
     ("GET", "/api/v1/ws/training", Permission::DevicesRead),

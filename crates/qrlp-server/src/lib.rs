@@ -49,6 +49,7 @@ pub mod routes;
 mod server;
 pub mod state;
 pub mod tracking;
+pub mod training;
 pub mod views;
 
 pub use app::{app, app_with};

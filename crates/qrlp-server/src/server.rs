@@ -177,6 +177,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let purge = tokio::spawn(purge_loop(state.clone(), stop_rx.clone()));
         let fleet_sweep = crate::fleet::spawn_background(state.clone());
+        let training = crate::training::spawn_background(state.clone());
         let metrics = metrics_listener.map(|l| {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(%addr, "metrics listening");
@@ -209,6 +210,7 @@ impl Server {
             w.abort();
         }
         fleet_sweep.abort();
+        training.abort();
         match drained {
             Ok(result) => result?,
             Err(_) => tracing::warn!(

@@ -70,6 +70,11 @@ fn conflict_field(constraint: Option<&str>, message: &str) -> &'static str {
         ("api_keys_pkey", "api_keys.id", "id"),
         ("sessions_pkey", "sessions.id", "id"),
         ("audit_log_pkey", "audit_log.id", "id"),
+        (
+            "fl_jobs_one_running",
+            "fl_jobs.org_id",
+            "training_in_progress",
+        ),
     ];
     for (pg, sqlite, field) in KNOWN {
         if constraint == Some(*pg) || (constraint.is_none() && message.ends_with(sqlite)) {

@@ -33,6 +33,7 @@ pub mod chains;
 mod db;
 pub mod devices;
 pub mod error;
+pub mod fl;
 mod invitations;
 mod live_channels;
 mod members;
@@ -67,6 +68,10 @@ pub use devices::{
     FleetCounts, NewDevice, NewEnrollmentToken, NewKeyVersion, WentOffline,
 };
 pub use error::StoreError;
+pub use fl::{
+    FlJob, FlModel, FlParticipant, FlRound, FlRoundStatus, JoinOutcome, NewFlJob, NewFlRound,
+    RoundCompletion, SubmitOutcome,
+};
 pub use live_channels::{valid_live_settings, LiveChannelPatch, LiveChannelRecord};
 pub use model::*;
 pub use qr_model::*;

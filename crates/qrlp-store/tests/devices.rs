@@ -1,6 +1,7 @@
 //! The device fleet's storage on both backends (same harness as `store.rs`): tokens are
 //! single use, offline is reported exactly once even by concurrent sweeps, rotation keeps
-//! versions, and another organization's devices are not found.
+//! versions, and another organization's devices are not found. Federated rounds: joins up
+//! to the maximum, one submission per device, one claim and one completion per round.
 
 use qrlp_store::{
     AuditContext, DeviceStatus, DeviceUpdate, NewDevice, NewEnrollmentToken, NewKeyVersion,
@@ -15,6 +16,7 @@ mod harness;
 cases! {
     case_enrollment_and_devices,
     case_offline_sweep_reports_each_device_once,
+    case_federated_rounds_transition_once,
 }
 
 async fn org(store: &Store, name: &str) -> Uuid {
@@ -305,4 +307,217 @@ async fn case_offline_sweep_reports_each_device_once(store: &Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+fn fl_round(id: &str, number: u32, deadline: OffsetDateTime) -> qrlp_store::NewFlRound {
+    qrlp_store::NewFlRound {
+        id: id.to_string(),
+        number,
+        model_version: number - 1,
+        min_participants: 2,
+        max_participants: 2,
+        deadline,
+        x25519_public: [9; 32],
+        x25519_sealed: vec![8; 60],
+    }
+}
+
+async fn case_federated_rounds_transition_once(store: &Store) {
+    use qrlp_store::{FlRoundStatus, JoinOutcome, RoundCompletion, SubmitOutcome};
+    let a = org(store, "Learn").await;
+    let b = org(store, "Other").await;
+    let ctx = AuditContext::system();
+    for (i, h) in [(1u8, [5u8; 32]), (2, [6; 32]), (3, [7; 32])] {
+        token(store, a, h, Duration::hours(1)).await;
+        store
+            .register_device(&ctx, &h, new_device(a, &format!("dev_fl{i}")))
+            .await
+            .unwrap();
+    }
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    let job = |id: &str, round: &str| qrlp_store::NewFlJob {
+        id: id.to_string(),
+        org_id: a,
+        config: serde_json::json!({"k": 1}),
+        rounds_total: 2,
+        accountant: None,
+        shape: serde_json::json!([]),
+        parameters: vec![0; 12],
+        first_round: fl_round(round, 1, later),
+    };
+    let (j, r) = store
+        .create_fl_job(&ctx, job("job_1", "round_1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (j.status.as_str(), r.status),
+        ("running", FlRoundStatus::Pending)
+    );
+    assert!(matches!(
+        store.create_fl_job(&ctx, job("job_2", "round_x")).await,
+        Err(StoreError::Conflict(f)) if f == "training_in_progress"
+    ));
+    assert!(matches!(
+        store.get_fl_round(b, "round_1").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let stats = serde_json::json!({"count": 1});
+    let j1 = store
+        .fl_join("round_1", "dev_fl1", Some(&stats), None)
+        .await
+        .unwrap();
+    assert!(matches!(j1, JoinOutcome::Joined { started: false, .. }));
+    assert!(matches!(
+        store
+            .fl_join("round_1", "dev_fl1", None, None)
+            .await
+            .unwrap(),
+        JoinOutcome::Already(_)
+    ));
+    let started = qrlp_webhook::Payload::new("training.round_started");
+    match store
+        .fl_join("round_1", "dev_fl2", None, Some(&started))
+        .await
+        .unwrap()
+    {
+        JoinOutcome::Joined { round, started } => {
+            assert!(started);
+            assert_eq!((round.status, round.joined), (FlRoundStatus::InProgress, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store
+            .fl_join("round_1", "dev_fl3", None, None)
+            .await
+            .unwrap(),
+        JoinOutcome::Full(_)
+    ));
+
+    let m = serde_json::json!({"accuracy": 0.9});
+    assert_eq!(
+        store
+            .fl_submit("round_1", "dev_fl1", 10, &m, &[1; 12])
+            .await
+            .unwrap(),
+        SubmitOutcome::Accepted {
+            submitted: 1,
+            joined: 2
+        }
+    );
+    assert_eq!(
+        store
+            .fl_submit("round_1", "dev_fl1", 10, &m, &[1; 12])
+            .await
+            .unwrap(),
+        SubmitOutcome::Duplicate
+    );
+    assert_eq!(
+        store
+            .fl_submit("round_1", "dev_fl3", 10, &m, &[1; 12])
+            .await
+            .unwrap(),
+        SubmitOutcome::NotJoined
+    );
+    let now = OffsetDateTime::now_utc();
+    let stale = now - Duration::minutes(2);
+    assert!(store.fl_due_rounds(now, stale).await.unwrap().is_empty());
+    store
+        .fl_submit("round_1", "dev_fl2", 5, &m, &[2; 12])
+        .await
+        .unwrap();
+    let due = store.fl_due_rounds(now, stale).await.unwrap();
+    assert_eq!(due.len(), 1);
+
+    // Two servers claim at once: one wins.
+    let (c1, c2) = (Uuid::now_v7(), Uuid::now_v7());
+    let (w1, w2) = tokio::join!(
+        store.fl_claim_round("round_1", c1, stale),
+        store.fl_claim_round("round_1", c2, stale)
+    );
+    let (w1, w2) = (w1.unwrap(), w2.unwrap());
+    assert!(w1 ^ w2, "exactly one claim wins: {w1} {w2}");
+    let (winner, loser) = if w1 { (c1, c2) } else { (c2, c1) };
+    assert_eq!(
+        store
+            .fl_submit("round_1", "dev_fl2", 5, &m, &[2; 12])
+            .await
+            .unwrap(),
+        SubmitOutcome::NotInProgress(FlRoundStatus::Aggregating)
+    );
+    assert_eq!(
+        store.fl_update("round_1", "dev_fl2").await.unwrap(),
+        Some(vec![2; 12])
+    );
+    let completion = |claim| RoundCompletion {
+        round_id: "round_1".into(),
+        claim,
+        job_id: "job_1".into(),
+        version: 1,
+        shape: serde_json::json!([]),
+        parameters: vec![7; 12],
+        accountant: None,
+        strategy_state: None,
+        epsilon: Some(1.5),
+        convergence: Some(0.1),
+        next: Some(fl_round("round_2", 2, now - Duration::seconds(1))),
+        end_reason: None,
+        event: Some(qrlp_webhook::Payload::new("training.round_completed")),
+    };
+    assert!(!store.fl_complete_round(&completion(loser)).await.unwrap());
+    assert!(store.fl_complete_round(&completion(winner)).await.unwrap());
+    assert!(
+        !store.fl_complete_round(&completion(winner)).await.unwrap(),
+        "once"
+    );
+    let done = store.get_fl_round(a, "round_1").await.unwrap();
+    assert_eq!(
+        (done.status, done.epsilon),
+        (FlRoundStatus::Completed, Some(1.5))
+    );
+    assert_eq!(
+        store.fl_update("round_1", "dev_fl2").await.unwrap(),
+        None,
+        "cleared"
+    );
+    assert_eq!(
+        store.get_fl_model("job_1", 1).await.unwrap().parameters,
+        vec![7; 12]
+    );
+    assert_eq!(store.get_fl_job("job_1").await.unwrap().rounds_done, 1);
+    assert_eq!(store.latest_fl_round("job_1").await.unwrap().id, "round_2");
+
+    // Round 2 is past its deadline without devices: it fails once, and the job with it.
+    let due = store
+        .fl_due_rounds(OffsetDateTime::now_utc(), stale)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["round_2"]
+    );
+    assert!(store
+        .fl_fail_round("round_2", None, "quorum", None)
+        .await
+        .unwrap());
+    assert!(!store
+        .fl_fail_round("round_2", None, "quorum", None)
+        .await
+        .unwrap());
+    assert_eq!(store.get_fl_job("job_1").await.unwrap().status, "failed");
+    let page = store
+        .list_fl_rounds(
+            a,
+            Some(FlRoundStatus::Completed),
+            PageRequest { page: 1, size: 10 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    // A new job may start once none runs.
+    store
+        .create_fl_job(&ctx, job("job_3", "round_3"))
+        .await
+        .unwrap();
 }

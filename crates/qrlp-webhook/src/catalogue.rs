@@ -38,6 +38,16 @@ pub const QR_ARCHIVED: &str = "qr.archived";
 pub const QR_SCAN: &str = "qr.scan";
 /// `webhook.test`: sent by `POST /api/v1/webhooks/{id}/test` to that endpoint only.
 pub const WEBHOOK_TEST: &str = "webhook.test";
+/// `training.round_started`: a federated-learning round reached its quorum.
+pub const TRAINING_ROUND_STARTED: &str = "training.round_started";
+/// `training.round_completed`: a federated-learning round ended (aggregated or failed).
+pub const TRAINING_ROUND_COMPLETED: &str = "training.round_completed";
+/// `device.registered`: a device of the fleet registered (seed 002).
+pub const DEVICE_REGISTERED: &str = "device.registered";
+/// `device.offline`: a device went offline (seed 002).
+pub const DEVICE_OFFLINE: &str = "device.offline";
+/// `security.key_rotated`: a device's keys were rotated (seed 002).
+pub const SECURITY_KEY_ROTATED: &str = "security.key_rotated";
 
 /// Every event type. Append new ones at the end.
 pub const CATALOGUE: &[EventKind] = &[
@@ -86,6 +96,31 @@ pub const CATALOGUE: &[EventKind] = &[
         name: QR_SCAN,
         description: "A tracked QR code was scanned by a person (bots are not reported). One event per scan: not covered by `*`, subscribe by name.",
         in_wildcard: false,
+    },
+    EventKind {
+        name: TRAINING_ROUND_STARTED,
+        description: "A federated-learning round reached its quorum of devices; they train now.",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: TRAINING_ROUND_COMPLETED,
+        description: "A federated-learning round ended: `status` is `completed` (a new model version) or `failed` (with a `reason`; nothing aggregated).",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: DEVICE_REGISTERED,
+        description: "A device enrolled with a token and registered its keys.",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: DEVICE_OFFLINE,
+        description: "A device missed three heartbeat intervals and is now offline (reported once).",
+        in_wildcard: true,
+    },
+    EventKind {
+        name: SECURITY_KEY_ROTATED,
+        description: "A device registered a new key version (the previous one stays valid for the grace period).",
+        in_wildcard: true,
     },
 ];
 

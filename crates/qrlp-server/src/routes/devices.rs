@@ -198,7 +198,7 @@ pub struct EnrollmentTokenList {
     pub pagination: Pagination,
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FleetError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FleetError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -255,7 +255,7 @@ fn pq_aad(org: Uuid) -> String {
     format!("qrlp-device-ca-fn-dsa:{org}")
 }
 
-fn kem_aad(device: &str) -> String {
+pub(crate) fn kem_aad(device: &str) -> String {
     format!("qrlp-device-kem:{device}")
 }
 
@@ -470,7 +470,7 @@ pub struct DeviceConfigView {
     pub training_config: serde_json::Value,
 }
 
-fn decode_b64(field: &str, s: &str, max: usize) -> Result<Vec<u8>, FleetError> {
+pub(crate) fn decode_b64(field: &str, s: &str, max: usize) -> Result<Vec<u8>, FleetError> {
     if s.len() > max * 2 {
         return Err(FleetError::validation(field, "too long"));
     }
@@ -991,11 +991,7 @@ async fn device_request(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(qrlp_store::DeviceAuth, SignedHeaders), FleetError> {
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    let (auth, h) = state
-        .fleet()
-        .authenticate(state, method.as_str(), pq, headers, body)
-        .await?;
+    let (auth, h) = signed_device_request(state, method, uri, headers, body).await?;
     if h.device_id != device_id {
         return Err(FleetError::new(
             StatusCode::FORBIDDEN,
@@ -1003,6 +999,24 @@ async fn device_request(
             "A device may only act for itself",
         ));
     }
+    Ok((auth, h))
+}
+
+/// A signed device request, checked and rate-limited per device (any device: the caller
+/// decides what it may do).
+pub(crate) async fn signed_device_request(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(qrlp_store::DeviceAuth, SignedHeaders), FleetError> {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let (auth, h) = state
+        .fleet()
+        .authenticate(state, method.as_str(), pq, headers, body)
+        .await?;
+    let device_id = h.device_id.as_str();
     if let Some(limiter) = state.limiter() {
         let per_min = state.config().fleet.device_requests_per_minute;
         let quota = Quota::per_minute(per_min);

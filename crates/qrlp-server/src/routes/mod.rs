@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod chains;
 pub mod devices;
+pub mod fl;
 pub mod fleet_users;
 pub mod fleet_ws;
 pub mod health;

@@ -19,25 +19,25 @@ use time::OffsetDateTime;
 
 use crate::common::{seed002_error_body, TestApp};
 
-struct Fleet {
-    app: TestApp,
-    store: Store,
+pub(crate) struct Fleet {
+    pub(crate) app: TestApp,
+    pub(crate) store: Store,
 }
 
-struct Org {
-    id: String,
-    key: String,
+pub(crate) struct Org {
+    pub(crate) id: String,
+    pub(crate) key: String,
 }
 
-struct Dev {
-    id: String,
-    key: DeviceKey,
-    version: u32,
-    reg: Value,
+pub(crate) struct Dev {
+    pub(crate) id: String,
+    pub(crate) key: DeviceKey,
+    pub(crate) version: u32,
+    pub(crate) reg: Value,
 }
 
 impl Fleet {
-    async fn start_with(config: Config) -> Fleet {
+    pub(crate) async fn start_with(config: Config) -> Fleet {
         let own = std::path::PathBuf::from(&config.storage.data_dir);
         let app = TestApp::start_with(config, axum::Router::new()).await;
         let dir = app
@@ -54,7 +54,7 @@ impl Fleet {
         Fleet { app, store }
     }
 
-    async fn org(&self, name: &str) -> Org {
+    pub(crate) async fn org(&self, name: &str) -> Org {
         let key = qrlp_store::secret::generate_api_key();
         let done = self
             .store
@@ -77,7 +77,7 @@ impl Fleet {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -119,7 +119,7 @@ impl Fleet {
             .unwrap()
     }
 
-    async fn enroll(&self, org: &Org, name: &str) -> Dev {
+    pub(crate) async fn enroll(&self, org: &Org, name: &str) -> Dev {
         let token = self.token(org).await;
         let key = DeviceKey::generate();
         let r = self
@@ -179,7 +179,7 @@ impl Fleet {
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -200,7 +200,7 @@ fn registration(token: &str, key: &DeviceKey, name: &str, org: Option<&str>) -> 
 }
 
 /// Checks seed 002's error shape and code; returns `error`.
-async fn seed_error(r: reqwest::Response, status: u16, code: &str) -> Value {
+pub(crate) async fn seed_error(r: reqwest::Response, status: u16, code: &str) -> Value {
     let e = seed002_error_body(r, status).await;
     assert_eq!(e["code"], code, "{e}");
     e
@@ -684,7 +684,7 @@ async fn another_organization_gets_404_everywhere() {
     seed_error(r, 401, "INVALID_TOKEN").await;
 }
 
-async fn ws_connect(
+pub(crate) async fn ws_connect(
     f: &Fleet,
     path: &str,
     key: &str,
@@ -700,7 +700,7 @@ async fn ws_connect(
     ws
 }
 
-async fn next_json<S>(ws: &mut S) -> Option<Value>
+pub(crate) async fn next_json<S>(ws: &mut S) -> Option<Value>
 where
     S: futures_util::Stream<
             Item = Result<
@@ -932,4 +932,40 @@ async fn extractor_rejections_answer_in_the_seed_shape() {
         e["message"].as_str().unwrap().contains("organization_id"),
         "{e}"
     );
+}
+
+/// `device.registered` reaches a subscribed endpoint through the platform's webhook engine,
+/// signed, in seed 002's payload shape (`event`, `timestamp`, `data`).
+#[tokio::test]
+async fn device_registered_webhook_is_delivered_in_the_seed_shape() {
+    use crate::webhooks::{fast_config, Receiver};
+    let f = Fleet::start_with(fast_config()).await;
+    let a = f.org("Hooked").await;
+    let (rx, addr) = Receiver::start(&[]).await;
+    let r = f
+        .app
+        .client
+        .post(f.app.url("/api/v1/webhooks"))
+        .header("x-api-key", &a.key)
+        .json(&json!({"url": format!("http://{addr}/hook"), "events": ["device.registered"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = f.token(&a).await;
+    let key = DeviceKey::generate();
+    let r = f
+        .register_raw(registration(&token, &key, "Gate 7", Some(&a.id)))
+        .await;
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    let got = rx.got.lock().unwrap()[0].clone();
+    assert!(got.headers.contains_key("webhook-signature"));
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["event"], "device.registered", "{body}");
+    assert!(body["timestamp"].is_string(), "{body}");
+    assert_eq!(body["data"]["device_id"], reg["device_id"], "{body}");
+    assert_eq!(body["data"]["organization_id"], a.id.as_str(), "{body}");
+    assert_eq!(body["data"]["device_name"], "Gate 7", "{body}");
 }

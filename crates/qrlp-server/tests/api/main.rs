@@ -5,6 +5,7 @@
 mod chains;
 mod common;
 mod envelope;
+mod fl;
 mod fleet;
 mod hardening;
 mod lifecycle;
