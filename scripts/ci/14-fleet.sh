@@ -3,7 +3,8 @@
 #  A. one server on SQLite; 20 devices enrolled with `qrlp device enroll` (each checks the
 #     ML-KEM-768 key exchange), 20 `qrlp device agent`s heartbeating every second; 5 are
 #     stopped: exactly those 5 turn offline within three intervals (plus one sweep), the
-#     other 15 stay online, and 5 `device.offline` events are recorded.
+#     other 15 stay online, and 5 `device.offline` events are recorded and delivered as
+#     webhooks to a local endpoint, once each.
 #  B. two servers sharing one PostgreSQL database, agents split between them; 5 stopped:
 #     each of the 5 goes offline exactly once although both servers sweep.
 # Ports 19500-19502 on 127.0.0.1. Bounded: about 40 s. FLEET_CI_RUN_SECS sets how long the
@@ -39,6 +40,7 @@ start_server() {
     env QRLP_SERVER_HOST=127.0.0.1 QRLP_SERVER_PORT="$port" \
         QRLP_STORAGE_DATA_DIR="$work/$name" QRLP_LOG_LEVEL=warn \
         QRLP_FLEET_UPDATE_INTERVAL_SECS="$INTERVAL" QRLP_FLEET_OFFLINE_CHECK_INTERVAL_MS=250 \
+        QRLP_WEBHOOKS_ALLOW_PRIVATE_TARGETS=true QRLP_WEBHOOKS_POLL_INTERVAL_MS=100 \
         "$@" "$QRLP_BIN" serve >"$work/$name.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
@@ -47,6 +49,36 @@ start_server() {
     done
     cat "$work/$name.log" >&2
     fail "server $name did not start"
+}
+
+# receiver PORT FILE: a local webhook endpoint appending each body it gets as one line.
+receiver() {
+    python3 -c '
+import http.server, sys
+out, port = sys.argv[1], int(sys.argv[2])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        with open(out, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+' "$2" "$1" &
+    pids+=($!)
+    : >"$2"
+}
+
+# hooked_offline FILE -> sorted device ids of the device.offline webhooks received
+hooked_offline() {
+    python3 -c '
+import json, sys
+ids = [json.loads(l)["data"]["device_id"] for l in open(sys.argv[1]) if l.strip()
+       and json.loads(l)["event"] == "device.offline"]
+print("\n".join(sorted(ids)))
+' "$1"
 }
 
 api() { # api METHOD URL KEY [BODY]
@@ -75,9 +107,9 @@ offline_events() { # offline_events BASE KEY -> sorted device ids of device.offl
         | json '"\n".join(sorted(e["target_id"] for e in d["events"] if e["action"]=="device.offline"))'
 }
 
-# check_offline BASE KEY STOPPED_IDS_FILE PHASE
+# check_offline BASE KEY STOPPED_IDS_FILE PHASE HOOKS_FILE
 check_offline() {
-    local base="$1" key="$2" want="$3" phase="$4" start now got
+    local base="$1" key="$2" want="$3" phase="$4" hooks="$5" start now got
     start=$(date +%s%N)
     # Three missed intervals after the last heartbeat, plus one sweep period and slack.
     for _ in $(seq 60); do
@@ -97,6 +129,15 @@ check_offline() {
     [ "$(offline_events "$base" "$key")" = "$(cat "$want")" ] \
         || fail "$phase: device.offline events [$(offline_events "$base" "$key" | tr '\n' ' ')] are not exactly the 5 stopped devices, once each"
     echo "$phase: exactly 5 device.offline events, one per stopped device"
+    # ... and 5 device.offline webhooks delivered to the subscribed endpoint, once each.
+    for _ in $(seq 50); do
+        [ "$(hooked_offline "$hooks")" = "$(cat "$want")" ] && break
+        sleep 0.1
+    done
+    sleep 0.5
+    [ "$(hooked_offline "$hooks")" = "$(cat "$want")" ] \
+        || fail "$phase: device.offline webhooks [$(hooked_offline "$hooks" | tr '\n' ' ')] are not exactly the 5 stopped devices, once each"
+    echo "$phase: exactly 5 device.offline webhooks delivered, one per stopped device"
 }
 
 declare -A agent_pid
@@ -106,6 +147,9 @@ start_server a 19500
 base=http://127.0.0.1:19500
 key="$("$QRLP_BIN" admin bootstrap --org "Fleet CI" --email ci@fleet.example --plan enterprise \
     --data-dir "$work/a" | tail -n1)"
+receiver 19598 "$work/hooks-a"
+api POST "$base/api/v1/webhooks" "$key" \
+    '{"url": "http://127.0.0.1:19598/hook", "events": ["device.offline"]}' >/dev/null
 for i in $(seq 1 20); do enroll_and_run "$base" "$key" "$i"; done
 sleep "$RUN_SECS"
 [ "$(ids_with_status "$base" "$key" online | wc -l)" = 20 ] || fail "A: not all 20 agents online"
@@ -116,7 +160,7 @@ for i in 1 5 9 13 17; do
     cat "$work/dev$i.id" >>"$work/stopped"
 done
 sort -o "$work/stopped" "$work/stopped"
-check_offline "$base" "$key" "$work/stopped" A
+check_offline "$base" "$key" "$work/stopped" A "$work/hooks-a"
 for i in $(seq 1 20); do kill "${agent_pid[$i]}" 2>/dev/null || true; done
 
 # ---- B: two servers, one PostgreSQL database --------------------------------------------
@@ -134,6 +178,9 @@ start_server b1 19501 QRLP_STORAGE_DATABASE_URL="$url" QRLP_STORAGE_ENCRYPTION_K
 start_server b2 19502 QRLP_STORAGE_DATABASE_URL="$url" QRLP_STORAGE_ENCRYPTION_KEY="$data_key"
 key="$("$QRLP_BIN" admin bootstrap --org "Fleet CI PG" --email ci@fleet.example --plan enterprise \
     --database-url "$url" | tail -n1)"
+receiver 19599 "$work/hooks-b"
+api POST http://127.0.0.1:19501/api/v1/webhooks "$key" \
+    '{"url": "http://127.0.0.1:19599/hook", "events": ["device.offline"]}' >/dev/null
 rm -rf "$work"/dev*
 for i in $(seq 1 20); do
     if [ $((i % 2)) = 0 ]; then b=http://127.0.0.1:19501; else b=http://127.0.0.1:19502; fi
@@ -148,5 +195,5 @@ for i in 2 3 8 11 20; do
     cat "$work/dev$i.id" >>"$work/stopped"
 done
 sort -o "$work/stopped" "$work/stopped"
-check_offline http://127.0.0.1:19502 "$key" "$work/stopped" B
+check_offline http://127.0.0.1:19502 "$key" "$work/stopped" B "$work/hooks-b"
 echo "fleet: all checks passed"
