@@ -23,7 +23,7 @@ pub struct FlArgs {
         long,
         global = true,
         env = "QRLP_SERVER",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8000"
     )]
     server: String,
     /// An API key (`training:write` to start, `training:read` otherwise).
