@@ -452,7 +452,7 @@ pub const ROUTE_PERMISSIONS: &[(&str, &str, Permission)] = &[
         Permission::TrainingRead,
     ),
     ("GET", "/api/v1/ws/dashboard", Permission::DevicesRead),
-    ("GET", "/api/v1/ws/training", Permission::DevicesRead),
+    ("GET", "/api/v1/ws/training", Permission::TrainingRead),
     ("GET", "/api/v1/ws/security", Permission::SecurityRead),
     (
         "GET",

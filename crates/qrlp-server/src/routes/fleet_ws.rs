@@ -112,7 +112,7 @@ pub async fn dashboard(
 )]
 pub async fn training(
     State(state): State<AppState>,
-    auth: Auth<need::DevicesRead>,
+    auth: Auth<need::TrainingRead>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, FleetError> {
     channel_route(ws, state, &auth, Channel::Training)
