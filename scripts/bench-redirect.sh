@@ -180,9 +180,20 @@ PY
 grep -v '^RATE' "$OUT/summary.txt"
 RATE=$(awk '/^RATE/ {print $2}' "$OUT/summary.txt")
 
-sleep 2
-served=$(served_302)
-rec=$(recorded)
+# The recorder writes every 250 ms; wait until the count stops moving (at most 30 s) and say
+# how long it took: a writer that fell behind under load shows here.
+t0=$(date +%s.%N)
+rec=$(recorded); last=-1; still=0
+for _ in $(seq 1 60); do
+    sleep 0.5
+    served=$(served_302)
+    rec=$(recorded)
+    if [ "$rec" = "$last" ]; then still=$((still + 1)); else still=0; fi
+    [ "$rec" = "$served" ] && break
+    [ "$still" -ge 4 ] && break
+    last=$rec
+done
+echo "   the recorder's count settled $(python3 -c "import time; print(f'{time.time() - $t0:.1f}')") s after the load"
 wrk_total=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["requests"] for f in sys.argv[1:]))' "$OUT"/redirect-*.json)
 echo "== counting: server answered $served redirects (302), recorded $rec scans, wrk completed $wrk_total"
 [ "$served" = "$rec" ] && echo "recorded == 302s answered: yes" || echo "recorded == 302s answered: NO"

@@ -38,6 +38,40 @@ fn bucket(t: OffsetDateTime) -> i64 {
     unix(t).div_euclid(BUCKET_SECS) * BUCKET_SECS
 }
 
+/// Most visitors a [`KnownVisitors`] holds before it starts over.
+const MAX_KNOWN_VISITORS: usize = 1_000_000;
+
+/// Visitors (code, UTC day, hash) this process has seen stored: a batch skips their
+/// inserts, which could only conflict. Kept by the caller across batches (the recorder),
+/// holding the last two days, at most [`MAX_KNOWN_VISITORS`].
+#[derive(Debug, Default)]
+pub struct KnownVisitors {
+    set: HashSet<(Uuid, i64, [u8; 16])>,
+}
+
+impl KnownVisitors {
+    fn remember(&mut self, visitors: &[(Uuid, i64, [u8; 16])]) {
+        let Some(newest) = visitors.iter().map(|v| v.1).max() else {
+            return;
+        };
+        self.set.retain(|v| v.1 >= newest - 1);
+        if self.set.len() + visitors.len() > MAX_KNOWN_VISITORS {
+            self.set.clear();
+        }
+        self.set.extend(visitors.iter().copied());
+    }
+
+    /// How many visitors are known.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
 #[derive(Default)]
 struct Sums {
     scans: i64,
@@ -66,6 +100,18 @@ impl Store {
         scans: &[ScanRecord],
         bots: &[BotVisit],
     ) -> Result<RecordOutcome, StoreError> {
+        self.record_scans_with(scans, bots, &mut KnownVisitors::default())
+            .await
+    }
+
+    /// [`Store::record_scans`], skipping the inserts of the visitors `known` holds, and
+    /// adding the batch's visitors to it once committed.
+    pub async fn record_scans_with(
+        &self,
+        scans: &[ScanRecord],
+        bots: &[BotVisit],
+        known: &mut KnownVisitors,
+    ) -> Result<RecordOutcome, StoreError> {
         if scans.is_empty() && bots.is_empty() {
             return Ok(RecordOutcome::default());
         }
@@ -76,10 +122,15 @@ impl Store {
             .map(|s| (s.qr_code_id, day(s.at), s.visitor))
             .filter(|k| seen.insert(*k))
             .collect();
-        on_pool!(self, |pool, d| {
+        let unknown: Vec<(Uuid, i64, [u8; 16])> = visitors
+            .iter()
+            .filter(|v| !known.set.contains(*v))
+            .copied()
+            .collect();
+        let outcome = on_pool!(self, |pool, d| {
             let mut tx = pool.begin_with(d.begin).await?;
             let mut new_visitors: HashSet<(Uuid, i64, Vec<u8>)> = HashSet::new();
-            for chunk in visitors.chunks(CHUNK) {
+            for chunk in unknown.chunks(CHUNK) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO qr_scan_visitors (qr_code_id, day, visitor) ",
                 );
@@ -299,8 +350,10 @@ impl Store {
                 q.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(outcome)
-        })
+            Ok::<_, StoreError>(outcome)
+        })?;
+        known.remember(&visitors);
+        Ok(outcome)
     }
 
     /// The visitor salt of UTC day `day`: the stored one, or `fresh` stored now. Salts of
@@ -460,20 +513,42 @@ impl Store {
 
     /// Up to `limit` stored scans of a code after `(at, id)` in time order: the pages of
     /// the CSV export.
+    ///
+    /// Scans are clustered by time (the recorder appends), so a page walks the time range
+    /// in which the code has scans: from the start of its first quarter-hour bucket to its
+    /// last scan, both read first from the roll-ups (one row each), skipping other codes'
+    /// scans in between.
     pub async fn scans_page(
         &self,
         qr_code_id: Uuid,
         after: Option<(OffsetDateTime, Uuid)>,
         limit: u32,
     ) -> Result<Vec<StoredScan>, StoreError> {
+        let bounds: Option<(Option<i64>, Option<Ts>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT MIN(bucket_start) FROM qr_scan_buckets WHERE qr_code_id = $1), \
+                 (SELECT last_scan_at FROM qr_code_stats WHERE qr_code_id = $1)",
+            )
+            .bind(qr_code_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        let (Some(first_bucket), Some(last)) = bounds.unwrap_or((None, None)) else {
+            return Ok(Vec::new());
+        };
+        let from = OffsetDateTime::from_unix_timestamp(first_bucket)
+            .map_err(|e| StoreError::internal(format!("bucket start out of range: {e}")))?;
         const COLS: &str = "SELECT id, scanned_at, address, device, os, browser, referrer, \
-             source, visitor, first_visit FROM qr_scans WHERE qr_code_id = $1";
+             source, visitor, first_visit FROM qr_scans \
+             WHERE scanned_at >= $1 AND scanned_at <= $2 AND qr_code_id = $3";
         let rows: Vec<ScanRow> = on_pool!(self, |pool| {
             match after {
                 None => {
                     sqlx::query_as(AssertSqlSafe(format!(
-                        "{COLS} ORDER BY scanned_at, id LIMIT $2"
+                        "{COLS} ORDER BY scanned_at, id LIMIT $4"
                     )))
+                    .bind(Ts(from))
+                    .bind(last)
                     .bind(qr_code_id)
                     .bind(i64::from(limit))
                     .fetch_all(pool)
@@ -481,9 +556,11 @@ impl Store {
                 }
                 Some((at, id)) => {
                     sqlx::query_as(AssertSqlSafe(format!(
-                        "{COLS} AND (scanned_at > $2 OR (scanned_at = $2 AND id > $3)) \
-                         ORDER BY scanned_at, id LIMIT $4"
+                        "{COLS} AND (scanned_at > $4 OR (scanned_at = $4 AND id > $5)) \
+                         ORDER BY scanned_at, id LIMIT $6"
                     )))
+                    .bind(Ts(from.max(at)))
+                    .bind(last)
                     .bind(qr_code_id)
                     .bind(Ts(at))
                     .bind(id)

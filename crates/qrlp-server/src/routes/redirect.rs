@@ -99,6 +99,8 @@ pub async fn redirect(
                 .filter(|v| !v.is_empty())
                 .map(cut)
         };
+        // Back-pressure: answer no faster than scans are written (see the recorder).
+        tracking.recorder().keep_up().await;
         tracking.recorder().push(PendingScan {
             id: Uuid::now_v7(),
             qr_code_id: entry.qr_code_id,

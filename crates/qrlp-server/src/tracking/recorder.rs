@@ -8,16 +8,20 @@
 //! never counts a scan twice.
 //!
 //! Crash window: scans accepted in the last [`FLUSH_INTERVAL`], plus those of a write in
-//! progress, are lost on `kill -9`; a graceful shutdown writes them first.
+//! progress, are lost on `kill -9`; a graceful shutdown writes them first. The window is
+//! kept bounded under load: when the oldest scan not yet written is older than [`MAX_LAG`]
+//! (the writer is behind), a redirect waits for the next write before it answers (at most
+//! [`MAX_WAIT`]), so the server answers no faster than it records. While the database
+//! fails, nobody waits: scans are buffered (up to [`MAX_PENDING`]) and redirects go on.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qrlp_store::qr_model::{ScanRecord, ScanSource};
-use qrlp_store::{BotVisit, Store, TrackingSettings};
+use qrlp_store::{BotVisit, KnownVisitors, Store, TrackingSettings};
 use qrlp_tracking::agent::{Agent, Classifier, Visit};
 use qrlp_tracking::visitor::{utc_day, visitor_hash};
 use time::OffsetDateTime;
@@ -31,6 +35,10 @@ pub const BATCH: usize = 10_000;
 /// Scans kept waiting at most (while the database is slow or down); more are dropped and
 /// counted.
 pub const MAX_PENDING: usize = 500_000;
+/// Age of the oldest unwritten scan beyond which redirects wait for the writer.
+pub const MAX_LAG: Duration = Duration::from_millis(750);
+/// Longest a redirect waits for the writer.
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Longest user agent and referrer kept in memory.
 const MAX_HEADER_CHARS: usize = 512;
 
@@ -82,6 +90,14 @@ pub struct Recorder {
     classifier: Arc<Classifier>,
     pending: Mutex<Vec<PendingScan>>,
     wake: Notify,
+    /// Signalled after every write that stored its batch.
+    written: Notify,
+    /// Unix nanoseconds of the oldest scan of the write in progress (`i64::MAX`: none).
+    writing_since: AtomicI64,
+    /// Whether the last write succeeded (redirects only wait for a working writer).
+    healthy: AtomicBool,
+    /// Visitors known to be stored (their inserts are skipped).
+    known: tokio::sync::Mutex<KnownVisitors>,
     accepted: AtomicU64,
     recorded: AtomicU64,
     bots: AtomicU64,
@@ -97,6 +113,10 @@ impl Recorder {
             classifier,
             pending: Mutex::new(Vec::new()),
             wake: Notify::new(),
+            written: Notify::new(),
+            writing_since: AtomicI64::new(i64::MAX),
+            healthy: AtomicBool::new(true),
+            known: tokio::sync::Mutex::new(KnownVisitors::default()),
             accepted: AtomicU64::new(0),
             recorded: AtomicU64::new(0),
             bots: AtomicU64::new(0),
@@ -120,6 +140,42 @@ impl Recorder {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         if len == BATCH {
             self.wake.notify_one();
+        }
+    }
+
+    /// Whether the oldest scan not yet written (`oldest` pending, or the write in progress)
+    /// is more than [`MAX_LAG`] older than `now`, while the writer works.
+    fn lagging(&self, now: OffsetDateTime, oldest: Option<OffsetDateTime>) -> bool {
+        if !self.healthy.load(Ordering::Relaxed) {
+            return false;
+        }
+        let writing = self.writing_since.load(Ordering::Relaxed);
+        let oldest = oldest.map_or(i64::MAX, nanos).min(writing);
+        oldest != i64::MAX && nanos(now).saturating_sub(oldest) > MAX_LAG.as_nanos() as i64
+    }
+
+    /// Waits until the writer is no longer behind, for one write at a time, at most
+    /// [`MAX_WAIT`] in all: the redirect's back-pressure, called before [`Recorder::push`]
+    /// (a visitor who leaves while waiting is not recorded), which keeps the scans a crash
+    /// can lose to about [`MAX_LAG`] of them. Returns at once when the writer keeps up.
+    pub async fn keep_up(&self) {
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        loop {
+            let written = self.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            let oldest = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .map(|s| s.at);
+            if !self.lagging(OffsetDateTime::now_utc(), oldest) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                return;
+            }
         }
     }
 
@@ -194,6 +250,8 @@ impl Recorder {
                 }
             }
         }
+        let oldest = batch.iter().map(|s| nanos(s.at)).min().unwrap_or(i64::MAX);
+        self.writing_since.store(oldest, Ordering::Relaxed);
         let classifier = Arc::clone(&self.classifier);
         let salts_now = salts.clone();
         let classified = tokio::task::spawn_blocking(move || {
@@ -203,17 +261,29 @@ impl Recorder {
         .await;
         let Ok((batch, scans, bots)) = classified else {
             tracing::error!("scan classification panicked; batch dropped");
+            self.writing_since.store(i64::MAX, Ordering::Relaxed);
             return;
         };
-        match self.store.record_scans(&scans, &bots).await {
+        let mut known = self.known.lock().await;
+        match self
+            .store
+            .record_scans_with(&scans, &bots, &mut known)
+            .await
+        {
             Ok(outcome) => {
                 self.recorded.fetch_add(outcome.scans, Ordering::Relaxed);
                 self.bots.fetch_add(outcome.bots, Ordering::Relaxed);
                 self.flushes.fetch_add(1, Ordering::Relaxed);
+                self.writing_since.store(i64::MAX, Ordering::Relaxed);
+                self.healthy.store(true, Ordering::Relaxed);
+                self.written.notify_waiters();
             }
             Err(e) => {
                 tracing::warn!(error = %e, scans = batch.len(), "cannot store scans; kept for the next write");
                 self.put_back(batch);
+                self.writing_since.store(i64::MAX, Ordering::Relaxed);
+                self.healthy.store(false, Ordering::Relaxed);
+                self.written.notify_waiters();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -288,4 +358,9 @@ fn classify(
         });
     }
     (scans, bots)
+}
+
+/// Unix nanoseconds, saturated to `i64`.
+fn nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
