@@ -139,3 +139,48 @@ fn colours_transparency_and_limits() {
     };
     assert!(render_styled_png(&code, &huge).is_err());
 }
+
+/// A live frame as `qrlp live` sends it (a version-18 symbol at 10 pixels per module, the
+/// accent frame): every pixel is exact, and the matches the writer finds keep it small.
+#[test]
+fn live_frame_every_pixel_and_size() {
+    let text: String = (0..560)
+        .map(|i| char::from(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ$%*+-./:"[(i * 37 + i / 7) % 44]))
+        .collect();
+    let code = QrCode::encode_text(&text, EcLevel::M).unwrap();
+    let m = 10;
+    let opts = StyledOptions {
+        module_size: m as u32,
+        ..StyledOptions::new(Style::Live)
+    };
+    let png = render_styled_png(&code, &opts).unwrap();
+    let (w, h, px) = rgba(&png);
+    let q = Style::Live.quiet_zone() as usize;
+    let frame = m / 2; // the live frame: half a module
+    let side = (code.width() + 2 * q) * m;
+    assert_eq!((w, h), (side + 2 * frame, side + 2 * frame));
+    for y in 0..h {
+        for x in 0..w {
+            let inside = |v: usize| v >= frame && v < frame + side;
+            let want = if !inside(x) || !inside(y) {
+                LIVE_ACCENT
+            } else {
+                let (mx, my) = ((x - frame) / m, (y - frame) / m);
+                let dark = mx >= q
+                    && my >= q
+                    && mx - q < code.width()
+                    && my - q < code.width()
+                    && code.is_dark(mx - q, my - q);
+                if dark {
+                    Color::BLACK
+                } else {
+                    Color::WHITE
+                }
+            };
+            assert_eq!(px[y * w + x], rgba_of(want), "pixel ({x}, {y})");
+        }
+    }
+    assert_eq!(decode_with_rqrr(w, h, &px), text);
+    // Literals alone took about 15 KB for a frame of this size.
+    assert!(png.len() < 8_000, "{} bytes for {w}x{h}", png.len());
+}

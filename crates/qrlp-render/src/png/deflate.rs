@@ -320,6 +320,12 @@ impl<'a> BitWriter<'a> {
         );
     }
 
+    /// One match of `len` in 3..=258 bytes, `dist` back.
+    #[inline]
+    pub(crate) fn matched(&mut self, len: usize, dist: Distance) {
+        self.one_match(len, dist);
+    }
+
     /// Copies `total ≥ 3` bytes from `dist` back, as matches of at most 258 bytes, none shorter
     /// than 3.
     #[inline]

@@ -1,11 +1,13 @@
 //! PNG of a small-palette raster (up to four colours, 2 bits per pixel), for styled codes
-//! with a frame and a caption. Same DEFLATE writer as the symbol path: each scanline that
-//! differs from the one before is written as literals (runs of equal bytes as distance-1
-//! copies), each repeat as one copy at a distance of one scanline.
+//! with a frame and a caption (and the live frames). Same DEFLATE writer as the symbol
+//! path: each repeat of the scanline before is one copy at a distance of one scanline; a
+//! scanline that differs is written with the longest earlier matches a hash-chain search
+//! finds ([`Matcher`]) and literals between them, about a third of the literals alone.
 
 use super::adler::Adler32;
 use super::chunk;
-use super::deflate::{self, find_runs, BitWriter, ByteRun, Distance};
+use super::deflate::{self, BitWriter, Distance};
+use super::matcher::Matcher;
 use crate::raster::Raster;
 use crate::{Color, RenderError, MAX_IMAGE_SIDE};
 
@@ -39,43 +41,68 @@ pub(crate) fn write_indexed(
     }
 
     let line_len = 1 + w.div_ceil(4);
+    // The whole filtered image: matches may reach into earlier scanlines.
+    let mut data = vec![0u8; h * line_len];
+    for (y, line) in data.chunks_exact_mut(line_len).enumerate() {
+        pack(&raster.pixels[y * w..(y + 1) * w], line);
+    }
     let dist = Distance::new(line_len);
     let start = super::begin_idat(out);
     out.extend_from_slice(&[0x78, 0x01]);
-    let mut adler = Adler32::new();
-    let mut line = vec![0u8; line_len];
-    let mut prev: Option<&[u8]> = None;
+    let mut matcher = Matcher::new(data.len());
     let mut repeats = 0usize;
-    let mut runs: Vec<ByteRun> = Vec::new();
+    // Each repeat run folds in at once (see `adler`).
+    let mut adler = Adler32::new();
     {
         let bound = deflate::bound(h * line_len, h * line_len, h);
         let mut bits = BitWriter::new(out, bound);
         bits.begin_fixed_block();
-        let flush = |bits: &mut BitWriter<'_>, repeats: usize| {
+        // A run of repeated scanlines: one copy at a distance of one scanline; the last
+        // copy's positions become the nearest candidates for what follows.
+        let flush = |bits: &mut BitWriter<'_>,
+                     matcher: &mut Matcher,
+                     adler: &mut Adler32,
+                     y: usize,
+                     repeats: usize| {
             if repeats == 0 {
                 return;
             }
-            let copied = repeats * line_len;
-            if copied >= deflate::MIN_MATCH {
-                bits.copy(copied, dist);
+            bits.copy(repeats * line_len, dist);
+            let last = (y - 1) * line_len;
+            let line = &data[last..last + line_len];
+            *adler = adler.repeat(Adler32::of(line), line_len as u64, repeats as u64);
+            for p in last..last + line_len {
+                matcher.insert(&data, p);
             }
         };
         for y in 0..h {
-            let row = &raster.pixels[y * w..(y + 1) * w];
-            if prev == Some(row) && line_len >= deflate::MIN_MATCH {
+            let line = y * line_len..(y + 1) * line_len;
+            if y > 0
+                && line_len >= deflate::MIN_MATCH
+                && data[line.clone()] == data[line.start - line_len..line.start]
+            {
                 repeats += 1;
-                adler = adler.repeat(Adler32::of(&line), line_len as u64, 1);
                 continue;
             }
-            flush(&mut bits, repeats);
+            flush(&mut bits, &mut matcher, &mut adler, y, repeats);
             repeats = 0;
-            pack(row, &mut line);
-            find_runs(&line, &mut runs);
-            bits.literals_with_runs(&line, line_len, &runs);
-            adler = adler.repeat(Adler32::of(&line), line_len as u64, 1);
-            prev = Some(row);
+            adler.update(&data[line.clone()]);
+            let mut p = line.start;
+            while p < line.end {
+                if let Some((len, back)) = matcher.longest(&data, p, line.end) {
+                    bits.matched(len, Distance::new(back));
+                    for q in p..p + len {
+                        matcher.insert(&data, q);
+                    }
+                    p += len;
+                } else {
+                    bits.literal(data[p]);
+                    matcher.insert(&data, p);
+                    p += 1;
+                }
+            }
         }
-        flush(&mut bits, repeats);
+        flush(&mut bits, &mut matcher, &mut adler, h, repeats);
         bits.finish();
     }
     out.extend_from_slice(&adler.value().to_be_bytes());
@@ -85,7 +112,6 @@ pub(crate) fn write_indexed(
 
 /// Filter byte 0, then four 2-bit pixels per byte, leftmost in the high bits.
 fn pack(row: &[u8], line: &mut [u8]) {
-    line.fill(0);
     for (x, &p) in row.iter().enumerate() {
         line[1 + x / 4] |= (p & 3) << (6 - 2 * (x % 4));
     }

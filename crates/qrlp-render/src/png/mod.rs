@@ -11,6 +11,7 @@
 mod adler;
 mod deflate;
 pub(crate) mod indexed;
+mod matcher;
 
 use qrlp_qr::QrCode;
 
