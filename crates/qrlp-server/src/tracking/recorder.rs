@@ -207,8 +207,19 @@ impl Recorder {
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut salts = HashMap::new();
         loop {
+            // A scan waits at most FLUSH_INTERVAL for its write to start: right after a
+            // write, scans already that old (a writer behind) are written at once.
+            let wait = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .map_or(FLUSH_INTERVAL, |s| {
+                    let age = OffsetDateTime::now_utc() - s.at;
+                    FLUSH_INTERVAL.saturating_sub(age.try_into().unwrap_or(Duration::ZERO))
+                });
             let stopping = tokio::select! {
-                () = tokio::time::sleep(FLUSH_INTERVAL) => false,
+                () = tokio::time::sleep(wait) => false,
                 () = self.wake.notified() => false,
                 _ = stop.changed() => true,
             };
