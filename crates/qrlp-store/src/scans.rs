@@ -60,16 +60,6 @@ impl KnownVisitors {
         }
         self.set.extend(visitors.iter().copied());
     }
-
-    /// How many visitors are known.
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
 }
 
 #[derive(Default)]
