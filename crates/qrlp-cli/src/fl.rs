@@ -249,7 +249,7 @@ pub fn run(args: FlArgs) -> anyhow::Result<ExitCode> {
                     m["architecture"].as_str().unwrap_or_default(),
                     dim,
                     hidden,
-                    "relu",
+                    m["activation"].as_str().unwrap_or("relu"),
                     &params,
                 )?;
                 let d = standardised(&local.data, standardizer_of(&m["standardization"]).as_ref())?;

@@ -22,8 +22,8 @@
 //! another round it fails twice (another X25519 key, another binding). Replays within the
 //! round are the server's business (one submission per device and round).
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use hkdf::Hkdf;
 use sha2::{Digest as _, Sha256};
@@ -186,30 +186,47 @@ pub fn open_update(
     binding: &Binding<'_>,
     envelope: &[u8],
 ) -> Result<Vec<u8>, FleetError> {
+    open_update_in_place(kem, round, binding, envelope.to_vec())
+}
+
+/// [`open_update`] that decrypts inside the envelope's own buffer and returns it shortened
+/// to the plaintext: a large update costs one buffer on the server, not two.
+///
+/// # Errors
+/// As [`open_update`].
+pub fn open_update_in_place(
+    kem: &KemKeyPair,
+    round: &RoundKey,
+    binding: &Binding<'_>,
+    mut envelope: Vec<u8>,
+) -> Result<Vec<u8>, FleetError> {
+    const MALFORMED: FleetError = FleetError::Open("not a QFL1 envelope");
+    let head = OVERHEAD - 16;
     if envelope.len() < OVERHEAD || &envelope[..4] != MAGIC {
-        return Err(FleetError::Open("not a QFL1 envelope"));
+        return Err(MALFORMED);
     }
-    let (ct, rest) = envelope[4..].split_at(ML_KEM_768_CIPHERTEXT_LEN);
-    let (ephemeral, rest) = rest.split_at(32);
-    let (nonce, sealed) = rest.split_at(12);
-    let ephemeral: [u8; 32] = ephemeral
-        .try_into()
-        .map_err(|_| FleetError::Open("not a QFL1 envelope"))?;
+    let (ct, rest) = envelope[4..head].split_at(ML_KEM_768_CIPHERTEXT_LEN);
+    let (ephemeral, nonce) = rest.split_at(32);
+    let ephemeral: [u8; 32] = ephemeral.try_into().map_err(|_| MALFORMED)?;
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| MALFORMED)?;
     let k1 = kem.decapsulate(ct)?;
     let k2 = x25519(&round.secret, &ephemeral)?;
     let round_public = round.public_key();
     let key = derive_key(&k1, &k2, binding, ct, &ephemeral, &round_public);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key[..]));
-    let aad = binding.aad();
+    let tag_at = envelope.len() - 16;
+    let tag = *Tag::from_slice(&envelope[tag_at..]);
     cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: sealed,
-                aad: &aad,
-            },
+        .decrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            &binding.aad(),
+            &mut envelope[head..tag_at],
+            &tag,
         )
-        .map_err(|_| FleetError::Open("the update does not open for this round and device"))
+        .map_err(|_| FleetError::Open("the update does not open for this round and device"))?;
+    envelope.truncate(tag_at);
+    envelope.drain(..head);
+    Ok(envelope)
 }
 
 #[cfg(test)]

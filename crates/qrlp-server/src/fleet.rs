@@ -420,6 +420,21 @@ impl Fleet {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(DeviceAuth, SignedHeaders), FleetError> {
+        let id = self.identify(state, headers).await?;
+        self.verify(state, id, method, path_and_query, body).await
+    }
+
+    /// The first half of [`Fleet::authenticate`], from the headers alone: they parse, the
+    /// timestamp is in its window, the device and key version exist and are accepted. A
+    /// route reading a large body calls this before reading it.
+    ///
+    /// # Errors
+    /// As [`Fleet::authenticate`].
+    pub async fn identify(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> Result<Identified, FleetError> {
         let h = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
             .map_err(FleetError::rejected)?;
         let now = OffsetDateTime::now_utc();
@@ -449,6 +464,33 @@ impl Fleet {
         }
         let public = <[u8; 32]>::try_from(key.ed25519_public.as_slice())
             .map_err(|_| FleetError::rejected(Rejection::BadSignature))?;
+        Ok(Identified {
+            auth,
+            headers: h,
+            public,
+        })
+    }
+
+    /// The second half of [`Fleet::authenticate`]: the signature over the body, then the
+    /// replay caches.
+    ///
+    /// # Errors
+    /// As [`Fleet::authenticate`].
+    pub async fn verify(
+        &self,
+        state: &AppState,
+        id: Identified,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<(DeviceAuth, SignedHeaders), FleetError> {
+        let Identified {
+            auth,
+            headers: h,
+            public,
+        } = id;
+        let now = OffsetDateTime::now_utc();
+        let tolerance = i64::from(state.config().fleet.signature_tolerance_secs);
         verify_signature(&public, method, path_and_query, &h, body)
             .map_err(FleetError::rejected)?;
         self.replay
@@ -478,6 +520,14 @@ impl Fleet {
         }
         Ok((auth, h))
     }
+}
+
+/// A device request identified from its headers ([`Fleet::identify`]), its signature not
+/// yet checked.
+pub struct Identified {
+    auth: DeviceAuth,
+    headers: SignedHeaders,
+    public: [u8; 32],
 }
 
 /// The first 16 bytes of a digest, lower-case hex.

@@ -37,6 +37,7 @@ struct Inner {
     webhook_wake: Arc<tokio::sync::Notify>,
     tracking: Arc<Tracking>,
     live: crate::live::LiveChannels,
+    training: crate::training::Training,
 }
 
 /// Why the state could not be built.
@@ -85,6 +86,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 tracking,
                 live,
+                training: crate::training::Training::new(),
                 fleet,
                 config,
                 metrics: Metrics::default(),
@@ -149,6 +151,11 @@ impl AppState {
     /// The organizations' live channels served by this process.
     pub fn live(&self) -> &crate::live::LiveChannels {
         &self.inner.live
+    }
+
+    /// Federated learning's per-server state: the submission gate, the encoded models.
+    pub fn training(&self) -> &crate::training::Training {
+        &self.inner.training
     }
 
     /// The rate limiter, unless limits are off.

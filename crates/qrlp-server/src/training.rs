@@ -38,6 +38,113 @@ pub const MAX_PARAMETERS: usize = 16_000_000;
 /// largest model and its JSON.
 pub const SUBMIT_BODY_LIMIT: usize = 96 * 1024 * 1024;
 
+/// Submissions read, opened and stored at the same time per server. A submission's body is
+/// read only once it holds a place, so memory stays bounded by this many bodies however
+/// many devices submit at once (the others wait, their bytes in the kernel's socket
+/// buffers); two keep both cores busy.
+pub const SUBMISSIONS_AT_ONCE: usize = 2;
+/// Bytes of encoded models kept in memory for `GET /fl/models/{version}` (the newest one
+/// is kept whatever its size).
+const MODEL_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Federated learning's per-server state.
+pub struct Training {
+    gate: tokio::sync::Semaphore,
+    models:
+        std::sync::Mutex<std::collections::VecDeque<(String, u32, std::sync::Arc<EncodedModel>)>>,
+    filling: tokio::sync::Mutex<()>,
+}
+
+impl Default for Training {
+    fn default() -> Training {
+        Training::new()
+    }
+}
+
+impl Training {
+    /// Nothing cached, the gate open.
+    pub fn new() -> Training {
+        Training {
+            gate: tokio::sync::Semaphore::new(SUBMISSIONS_AT_ONCE),
+            models: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            filling: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Waits for a place to handle a submission; the place is held until the guard drops.
+    pub async fn submission_place(&self) -> tokio::sync::SemaphorePermit<'_> {
+        #[allow(clippy::expect_used)]
+        self.gate
+            .acquire()
+            .await
+            .expect("the submission gate is never closed")
+    }
+
+    fn cached(&self, job: &str, version: u32) -> Option<std::sync::Arc<EncodedModel>> {
+        let m = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .find(|(j, v, _)| j == job && *v == version)
+            .map(|(_, _, b)| b.clone())
+    }
+
+    /// Model `version` of `job` with its parameters in base64, shared by every request that
+    /// pulls it: when a fleet pulls a new model at once, it is read and encoded once and
+    /// held once. Versions never change once written, so a cached copy is always current.
+    ///
+    /// # Errors
+    /// The store's, when the model is missing or the database fails.
+    pub async fn model(
+        &self,
+        store: &qrlp_store::Store,
+        job: &str,
+        version: u32,
+    ) -> Result<std::sync::Arc<EncodedModel>, qrlp_store::StoreError> {
+        if let Some(b) = self.cached(job, version) {
+            return Ok(b);
+        }
+        // One fill at a time: the requests that missed together wait for the first.
+        let _filling = self.filling.lock().await;
+        if let Some(b) = self.cached(job, version) {
+            return Ok(b);
+        }
+        let m = store.get_fl_model(job, version).await?;
+        let encoded = std::sync::Arc::new(EncodedModel {
+            org_id: m.org_id,
+            parameter_count: m.parameters.len() / 4,
+            parameters: axum::body::Bytes::from(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                &m.parameters,
+            )),
+            shape: m.shape,
+            created_at: m.created_at,
+        });
+        let mut cache = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        cache.push_back((job.to_string(), version, encoded.clone()));
+        let mut total: usize = cache.iter().map(|(_, _, b)| b.parameters.len()).sum();
+        while total > MODEL_CACHE_BYTES && cache.len() > 1 {
+            if let Some((_, _, b)) = cache.pop_front() {
+                total -= b.parameters.len();
+            }
+        }
+        Ok(encoded)
+    }
+}
+
+/// A stored model version ready to send.
+#[derive(Debug)]
+pub struct EncodedModel {
+    /// Its organization.
+    pub org_id: Uuid,
+    /// The tensors.
+    pub shape: serde_json::Value,
+    /// Parameters.
+    pub parameter_count: usize,
+    /// Little-endian `f32` values, base64.
+    pub parameters: axum::body::Bytes,
+    /// When it was written.
+    pub created_at: OffsetDateTime,
+}
+
 /// The strategies a job can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

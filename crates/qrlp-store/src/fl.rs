@@ -655,7 +655,8 @@ impl Store {
 
     /// Joins `device` to the round, idempotently, up to `max_participants`. The join that
     /// reaches `min_participants` moves the round to `in_progress` and writes `on_start`
-    /// (the `training.round_started` event) in the same transaction.
+    /// (the `training.round_started` event, its `data.participants` set to the count with
+    /// this join) in the same transaction.
     pub async fn fl_join(
         &self,
         round: &str,
@@ -726,7 +727,16 @@ impl Store {
                                 .execute(&mut *tx)
                                 .await?;
                             if let Some(p) = on_start {
-                                enqueue_event!(tx, org, p, at)?;
+                                // The count as the round starts, this join included.
+                                let p = match p.field("data") {
+                                    Some(serde_json::Value::Object(d)) => {
+                                        let mut d = d.clone();
+                                        d.insert("participants".into(), (joined + 1).into());
+                                        p.clone().with("data", d)
+                                    }
+                                    _ => p.clone(),
+                                };
+                                enqueue_event!(tx, org, &p, at)?;
                             }
                         }
                         Step::Joined(started)

@@ -44,6 +44,11 @@ impl Payload {
         self
     }
 
+    /// A field's value.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// The event type (the `event` field).
     pub fn event(&self) -> &str {
         self.fields

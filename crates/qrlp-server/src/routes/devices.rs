@@ -1011,10 +1011,23 @@ pub(crate) async fn signed_device_request(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(qrlp_store::DeviceAuth, SignedHeaders), FleetError> {
+    let id = state.fleet().identify(state, headers).await?;
+    identified_device_request(state, id, method, uri, body).await
+}
+
+/// [`signed_device_request`] for a request already identified from its headers (a route
+/// that reads a large body only after [`crate::fleet::Fleet::identify`]).
+pub(crate) async fn identified_device_request(
+    state: &AppState,
+    id: crate::fleet::Identified,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<(qrlp_store::DeviceAuth, SignedHeaders), FleetError> {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     let (auth, h) = state
         .fleet()
-        .authenticate(state, method.as_str(), pq, headers, body)
+        .verify(state, id, method.as_str(), pq, body)
         .await?;
     let device_id = h.device_id.as_str();
     if let Some(limiter) = state.limiter() {

@@ -9,13 +9,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::IntoResponse as _;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use qrlp_federated::train::{FeatureStats, Standardizer};
 use qrlp_fleet::pq::KemKeyPair;
-use qrlp_fleet::transport::{open_update, Binding};
+use qrlp_fleet::transport::{open_update_in_place, Binding};
 use qrlp_store::{FlJob, FlRound, FlRoundStatus, JoinOutcome, NewFlJob, StoreError, SubmitOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +24,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Auth;
 use crate::authz::{need, role_grants, scopes_allow, Permission};
 use crate::fleet::{rfc3339, FleetError, SeedErrorBody};
-use crate::routes::devices::{decode_b64, json_body, kem_aad, signed_device_request};
+use crate::routes::devices::{
+    decode_b64, identified_device_request, json_body, kem_aad, signed_device_request,
+};
 use crate::state::AppState;
 use crate::training::{
     self, epsilon_after, JobConfig, PrivacyConfig, StrategyKind, MAX_PARAMETERS,
@@ -981,11 +984,28 @@ pub async fn submit(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<SubmitAnswer>, FleetError> {
-    let (auth, _) = signed_device_request(&state, &method, &uri, &headers, &body).await?;
+    // The device is known before its body is read, and the body is read only with a place
+    // in the submission gate: memory holds a bounded number of updates, however many
+    // devices submit at once.
+    let identified = state.fleet().identify(&state, &headers).await?;
+    let _place = state.training().submission_place().await;
+    let body = <Bytes as axum::extract::FromRequest<()>>::from_request(request, &())
+        .await
+        .map_err(|r| {
+            let status = r.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "VALIDATION_ERROR"
+            };
+            FleetError::new(status, code, r.body_text())
+        })?;
+    let (auth, _) = identified_device_request(&state, identified, &method, &uri, &body).await?;
     let device = &auth.device;
     let req: SubmitRequest = json_body(&body)?;
+    drop(body);
     let r = state
         .store()
         .get_fl_round(device.org_id, &round_id)
@@ -1029,6 +1049,8 @@ pub async fn submit(
         ));
     }
     let envelope = decode_b64("update", &req.update, training::SUBMIT_BODY_LIMIT)?;
+    let num_samples = req.num_samples;
+    drop(req.update);
     let seed = state
         .data_key()
         .open(kem_aad(&device.id).as_bytes(), &auth.kem_sealed)
@@ -1040,7 +1062,7 @@ pub async fn submit(
         device_id: &device.id,
         model_version: r.model_version,
     };
-    let plain = open_update(&kem, &round_key, &binding, &envelope).map_err(|_| {
+    let plain = open_update_in_place(&kem, &round_key, &binding, envelope).map_err(|_| {
         FleetError::new(
             StatusCode::BAD_REQUEST,
             "INVALID_QUANTUM_KEY",
@@ -1048,36 +1070,33 @@ pub async fn submit(
         )
         .with("reason", "envelope")
     })?;
-    drop(envelope);
-    let expected = training::load_model(&state, &r.job_id, r.model_version)
+    let expected = state
+        .store()
+        .get_fl_job(&r.job_id)
         .await
-        .map_err(FleetError::internal)?
-        .values()
-        .len();
-    let values = training::decode_values(&plain);
-    let actual = values
-        .as_ref()
-        .map_or(plain.len() as f64 / 4.0, |v| v.len() as f64);
-    match values {
-        Some(v) if v.len() == expected => {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(
-                    FleetError::validation("update", "holds a NaN or an infinity").with("index", i),
-                );
-            }
-        }
-        _ => {
-            return Err(FleetError::validation(
-                "update",
-                format!("has {actual} values, the model has {expected}"),
-            )
-            .with("expected", expected)
-            .with("actual", actual))
-        }
+        .map_err(FleetError::store)
+        .and_then(|j| JobConfig::of(&j).map_err(FleetError::internal))?
+        .parameters as usize;
+    if plain.len() != expected * 4 {
+        let actual = plain.len() as f64 / 4.0;
+        return Err(FleetError::validation(
+            "update",
+            format!("has {actual} values, the model has {expected}"),
+        )
+        .with("expected", expected)
+        .with("actual", actual));
+    }
+    if let Some(i) = plain
+        .chunks_exact(4)
+        .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+    {
+        return Err(
+            FleetError::validation("update", "holds a NaN or an infinity").with("index", i),
+        );
     }
     let outcome = state
         .store()
-        .fl_submit(&r.id, &device.id, req.num_samples, &metrics, &plain)
+        .fl_submit(&r.id, &device.id, num_samples, &metrics, &plain)
         .await
         .map_err(FleetError::store)?;
     match outcome {
@@ -1126,6 +1145,9 @@ pub struct ModelView {
     pub parameter_count: usize,
     /// The job's architecture.
     pub architecture: String,
+    /// The MLP's hidden activation (`relu` or `tanh`); absent for other architectures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<String>,
     /// The job's feature standardisation, if any.
     #[schema(value_type = Option<Object>)]
     pub standardization: Option<Standardizer>,
@@ -1154,7 +1176,7 @@ pub async fn get_model(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Json<ModelView>, FleetError> {
+) -> Result<axum::response::Response, FleetError> {
     let org = if headers.contains_key(qrlp_fleet::signing::HEADER_SIGNATURE) {
         signed_device_request(&state, &method, &uri, &headers, b"")
             .await?
@@ -1201,9 +1223,9 @@ pub async fn get_model(
         Ok(_) | Err(StoreError::NotFound) => return Err(not_found()),
         Err(e) => return Err(FleetError::store(e)),
     };
-    let m = match state.store().get_fl_model(job_id, n).await {
-        Ok(m) => m,
-        Err(StoreError::NotFound) => return Err(not_found()),
+    let m = match state.training().model(state.store(), job_id, n).await {
+        Ok(m) if m.org_id == org => m,
+        Ok(_) | Err(StoreError::NotFound) => return Err(not_found()),
         Err(e) => return Err(FleetError::store(e)),
     };
     let cfg = JobConfig::of(&job).map_err(FleetError::internal)?;
@@ -1211,17 +1233,45 @@ pub async fn get_model(
         .feature_stats
         .and_then(|v| serde_json::from_value::<FeatureStats>(v).ok())
         .and_then(|f| f.standardizer().ok());
-    Ok(Json(ModelView {
-        version: format!("{}.v{}", m.job_id, m.version),
-        job_id: m.job_id,
-        version_number: m.version,
-        parameter_count: m.parameters.len() / 4,
-        parameters: B64.encode(&m.parameters),
-        shape: m.shape,
+    let view = ModelView {
+        version: format!("{job_id}.v{n}"),
+        job_id: job_id.to_string(),
+        version_number: n,
+        parameter_count: m.parameter_count,
+        parameters: String::new(),
+        shape: m.shape.clone(),
         architecture: cfg.architecture,
+        activation: cfg.activation,
         standardization,
         created_at: rfc3339(m.created_at),
-    }))
+    };
+    // The parameters are the cached base64 itself, not a copy per request: the answer is
+    // `{"parameters":"…",` followed by the other fields.
+    let mut rest = serde_json::to_value(&view).map_err(FleetError::internal)?;
+    if let Some(o) = rest.as_object_mut() {
+        o.remove("parameters");
+    }
+    let rest = serde_json::to_vec(&rest).map_err(FleetError::internal)?;
+    let mut tail = Vec::with_capacity(rest.len() + 1);
+    tail.extend_from_slice(b"\",");
+    tail.extend_from_slice(rest.get(1..).unwrap_or(&b"}"[..]));
+    let head = Bytes::from_static(b"{\"parameters\":\"");
+    let len = head.len() + m.parameters.len() + tail.len();
+    let chunks = [head, m.parameters.clone(), Bytes::from(tail)];
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(
+        chunks.map(Ok::<_, std::convert::Infallible>),
+    ));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 // ----- discovery --------------------------------------------------------------------------

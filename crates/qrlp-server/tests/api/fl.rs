@@ -494,3 +494,79 @@ async fn fl_round_below_quorum_fails_at_its_deadline_and_dp_reports_the_accounta
     assert_eq!(done["privacy"]["rounds_accounted"], 1);
     assert_eq!(done["job"]["status"], "completed");
 }
+
+/// `training.round_started` and `training.round_completed` reach a subscribed endpoint
+/// through the webhook engine, signed, in seed 002's shape; the start counts the devices
+/// that started the round, the join that reached the quorum included.
+#[tokio::test]
+async fn fl_round_events_are_delivered_signed_to_a_subscribed_endpoint() {
+    use crate::webhooks::{fast_config, Receiver};
+    let f = Fleet::start_with(fast_config()).await;
+    let org = f.org("Trainhooks").await;
+    let (rx, addr) = Receiver::start(&[]).await;
+    let r = f
+        .app
+        .client
+        .post(f.app.url("/api/v1/webhooks"))
+        .header("x-api-key", &org.key)
+        .json(&json!({"url": format!("http://{addr}/hook"),
+            "events": ["training.round_started", "training.round_completed"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let devs = [
+        f.enroll(&org, "edge-1").await,
+        f.enroll(&org, "edge-2").await,
+    ];
+    let r = f
+        .call(
+            Method::POST,
+            "/api/v1/fl/rounds",
+            &org.key,
+            Some(json!({
+                "model_config": {"architecture": "logistic_regression", "input_dim": 2},
+                "participant_criteria": {"min_participants": 2, "max_participants": 2},
+                "rounds": 1, "deadline_secs": 60
+            })),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let rid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut answers = Vec::new();
+    for d in &devs {
+        let a: Value = join(&f, d, &rid, json!({})).await.json().await.unwrap();
+        answers.push(a);
+    }
+    for (d, a) in devs.iter().zip(&answers) {
+        let r = submit_bytes(&f, d, &rid, &sealed_body(d, a, &[0.5, -0.5, 1.0], 3)).await;
+        assert_eq!(r.status(), 200);
+    }
+    wait_status(&f, &org.key, &rid, "completed").await;
+    rx.wait_for(2, Duration::from_secs(10)).await;
+    let got = rx.got.lock().unwrap().clone();
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|g| {
+            assert!(g.headers.contains_key("webhook-signature"));
+            serde_json::from_str(&g.body).unwrap()
+        })
+        .collect();
+    let started = bodies
+        .iter()
+        .find(|b| b["event"] == "training.round_started")
+        .expect("round_started delivered");
+    assert_eq!(started["data"]["round_id"], rid.as_str(), "{started}");
+    assert_eq!(started["data"]["participants"], 2, "{started}");
+    assert_eq!(started["data"]["min_participants"], 2, "{started}");
+    let completed = bodies
+        .iter()
+        .find(|b| b["event"] == "training.round_completed")
+        .expect("round_completed delivered");
+    assert_eq!(completed["data"]["status"], "completed", "{completed}");
+    assert_eq!(completed["data"]["submissions"], 2, "{completed}");
+    assert!(completed["timestamp"].is_string(), "{completed}");
+}
