@@ -106,9 +106,17 @@ enum DeviceCommand {
         /// Seconds between each device's heartbeats.
         #[arg(long, default_value_t = 5.0)]
         interval: f64,
-        /// Seconds of heartbeating after enrollment.
+        /// Seconds of heartbeating after enrollment (with `--train`: the most to wait for
+        /// a round).
         #[arg(long, default_value_t = 60.0)]
         duration: f64,
+        /// Instead of heartbeating, take part in one training round: every device joins
+        /// the organization's open round, pulls the global model when it starts and submits
+        /// a synthetic update (the model plus noise, sealed as an agent's), all at once;
+        /// prints the submission latencies and the time from the last submission to the
+        /// round's end.
+        #[arg(long)]
+        train: bool,
     },
 }
 
@@ -155,7 +163,8 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<ExitCode> {
                 devices,
                 interval,
                 duration,
-            } => simulate(&server, &api_key, devices, interval, duration).await,
+                train,
+            } => simulate(&server, &api_key, devices, interval, duration, train).await,
         }
     })
 }
@@ -645,6 +654,7 @@ async fn simulate(
     devices: usize,
     interval: f64,
     duration: f64,
+    train: bool,
 ) -> anyhow::Result<ExitCode> {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
@@ -670,6 +680,20 @@ async fn simulate(
         next += 16;
     }
     let enroll_secs = started.elapsed().as_secs_f64();
+    if train {
+        let out =
+            crate::device_fl::simulate_round(&server, api_key, &fleet, &http, duration).await?;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        let complete = out["errors"] == 0
+            && out["rounds"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["status"] == "completed"));
+        return Ok(if complete {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let lat: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(duration);

@@ -282,51 +282,222 @@ impl Trainer {
                 *u = g + k * (*u - g);
             }
         }
-        let plain: Vec<u8> = update.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let kem = B64
-            .decode(answer["transport"]["kem_key"].as_str().unwrap_or_default())
-            .context("transport.kem_key")?;
-        let rk: [u8; 32] = B64
-            .decode(
-                answer["transport"]["round_key"]
-                    .as_str()
-                    .unwrap_or_default(),
-            )
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| anyhow!("transport.round_key is not 32 bytes"))?;
-        let number: u32 = version
-            .rsplit_once(".v")
-            .and_then(|(_, n)| n.parse().ok())
-            .ok_or_else(|| anyhow!("model version {version:?}"))?;
-        let env = seal_update(
-            &kem,
-            &rk,
-            &Binding {
-                round_id,
-                device_id: device.id(),
-                model_version: number,
-            },
-            &plain,
+        submit_update(
+            device,
+            http,
+            answer,
+            &update,
+            data.len() as u64,
+            json!({"accuracy": acc, "loss": loss}),
         )
-        .map_err(|e| anyhow!("{e}"))?;
-        device
-            .signed(
-                http,
-                "POST",
-                &format!("/api/v1/fl/rounds/{round_id}/submit"),
-                Some(&json!({
-                    "update": B64.encode(env),
-                    "num_samples": data.len(),
-                    "metrics": {"accuracy": acc, "loss": loss},
-                })),
-            )
-            .await?;
+        .await?;
         Ok(format!(
             "{round_id} (round {}/{}): trained on {} examples, local accuracy {acc:.4}, loss {loss:.4}",
             answer["round_number"],
             answer["total_rounds"],
             data.len()
         ))
+    }
+}
+
+/// Seals `update` to the server for the round of a join `answer` (its transport keys and
+/// model version) and submits it with `num_samples` and `metrics`; the server's answer.
+///
+/// # Errors
+/// When the answer lacks its keys, or the server refuses or cannot be reached.
+pub async fn submit_update(
+    device: &Device,
+    http: &reqwest::Client,
+    answer: &Value,
+    update: &[f32],
+    num_samples: u64,
+    metrics: Value,
+) -> anyhow::Result<Value> {
+    let round_id = answer["round_id"].as_str().unwrap_or_default();
+    let version = answer["model_version"].as_str().unwrap_or_default();
+    let plain: Vec<u8> = update.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let kem = B64
+        .decode(answer["transport"]["kem_key"].as_str().unwrap_or_default())
+        .context("transport.kem_key")?;
+    let rk: [u8; 32] = B64
+        .decode(
+            answer["transport"]["round_key"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("transport.round_key is not 32 bytes"))?;
+    let number: u32 = version
+        .rsplit_once(".v")
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(|| anyhow!("model version {version:?}"))?;
+    let env = seal_update(
+        &kem,
+        &rk,
+        &Binding {
+            round_id,
+            device_id: device.id(),
+            model_version: number,
+        },
+        &plain,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    drop(plain);
+    device
+        .signed(
+            http,
+            "POST",
+            &format!("/api/v1/fl/rounds/{round_id}/submit"),
+            Some(&json!({
+                "update": B64.encode(env),
+                "num_samples": num_samples,
+                "metrics": metrics,
+            })),
+        )
+        .await
+}
+
+/// `qrlp device simulate --train`: each simulated device finds the organization's open
+/// round, joins it, pulls the global model when the round starts, and submits a synthetic
+/// update (the model plus noise of ±0.01, sealed and signed as an agent's), all devices at
+/// once. Then, with `api_key`, follows the rounds until they end. Returns the submission
+/// latencies and, per round, the time from the last accepted submission to the round's end.
+///
+/// # Errors
+/// When the rounds cannot be followed; a device's failure is counted, not returned.
+pub async fn simulate_round(
+    server: &str,
+    api_key: &str,
+    fleet: &[std::sync::Arc<Device>],
+    http: &reqwest::Client,
+    duration: f64,
+) -> anyhow::Result<Value> {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs_f64(duration);
+    let mut tasks = Vec::with_capacity(fleet.len());
+    for (i, d) in fleet.iter().enumerate() {
+        let (d, http) = (d.clone(), http.clone());
+        tasks.push(tokio::spawn(async move {
+            simulated_submission(&d, &http, deadline, i as u64).await
+        }));
+    }
+    let mut latencies = Vec::with_capacity(fleet.len());
+    let mut last_ack: std::collections::BTreeMap<String, Instant> = Default::default();
+    let mut errors = 0u64;
+    for t in tasks {
+        match t.await {
+            Ok(Ok((round, latency, acked))) => {
+                latencies.push(latency.as_secs_f64() * 1000.0);
+                let e = last_ack.entry(round).or_insert(acked);
+                *e = (*e).max(acked);
+            }
+            Ok(Err(e)) => {
+                errors += 1;
+                if errors <= 5 {
+                    eprintln!("simulated device: {e:#}");
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                eprintln!("simulated device: {e}");
+            }
+        }
+    }
+    let mut rounds = Vec::new();
+    for (id, acked) in last_ack {
+        let limit = Instant::now() + Duration::from_secs(120);
+        let (status, view) = loop {
+            let r = http
+                .get(format!("{server}/api/v1/fl/rounds/{id}"))
+                .header("x-api-key", api_key)
+                .send()
+                .await?;
+            let v: Value = r.json().await?;
+            let s = v["status"].as_str().unwrap_or_default().to_string();
+            if s == "completed" || s == "failed" || Instant::now() > limit {
+                break (s, v);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        rounds.push(json!({
+            "round_id": id,
+            "status": status,
+            "reason": view["reason"],
+            "progress": view["progress"],
+            "last_submission_to_end_ms": (acked.elapsed().as_secs_f64() * 1000.0).round(),
+        }));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (latencies.len() as f64 - 1.0)).round() as usize;
+        (latencies[i.min(latencies.len() - 1)] * 10.0).round() / 10.0
+    };
+    Ok(json!({
+        "devices": fleet.len(),
+        "submissions": latencies.len(),
+        "errors": errors,
+        "submit_latency_ms": {"p50": pct(50.0), "p99": pct(99.0), "max": pct(100.0)},
+        "rounds": rounds,
+    }))
+}
+
+/// One simulated device's submission: the round, its latency, and when it was accepted.
+async fn simulated_submission(
+    device: &Device,
+    http: &reqwest::Client,
+    deadline: std::time::Instant,
+    seed: u64,
+) -> anyhow::Result<(String, std::time::Duration, std::time::Instant)> {
+    use rand_chacha::rand_core::RngCore as _;
+    use std::time::{Duration, Instant};
+    let poll = Duration::from_millis(500);
+    loop {
+        if Instant::now() > deadline {
+            bail!("no round started before the end of the simulation");
+        }
+        let open = device
+            .signed(http, "GET", "/api/v1/fl/open-rounds", None)
+            .await?;
+        let round = open["rounds"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["submitted"] != true))
+            .and_then(|r| r["round_id"].as_str())
+            .map(str::to_string);
+        let Some(id) = round else {
+            tokio::time::sleep(poll).await;
+            continue;
+        };
+        let answer = device
+            .signed(
+                http,
+                "POST",
+                &format!("/api/v1/fl/rounds/{id}/join"),
+                Some(&json!({})),
+            )
+            .await?;
+        if answer["ready"] != true {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        let version = answer["model_version"].as_str().unwrap_or_default();
+        let model = device
+            .signed(http, "GET", &format!("/api/v1/fl/models/{version}"), None)
+            .await?;
+        let global = parameters_of(&model)?;
+        drop(model);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let update: Vec<f32> = global
+            .values()
+            .iter()
+            .map(|g| g + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.02)
+            .collect();
+        drop(global);
+        let t = Instant::now();
+        submit_update(device, http, &answer, &update, 100, json!({})).await?;
+        return Ok((id, t.elapsed(), Instant::now()));
     }
 }
