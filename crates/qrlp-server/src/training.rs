@@ -53,6 +53,8 @@ pub struct Training {
     models:
         std::sync::Mutex<std::collections::VecDeque<(String, u32, std::sync::Arc<EncodedModel>)>>,
     filling: tokio::sync::Mutex<()>,
+    sums: tokio::sync::Mutex<std::collections::HashMap<String, RunningSum>>,
+    wake: tokio::sync::Notify,
 }
 
 impl Default for Training {
@@ -68,7 +70,14 @@ impl Training {
             gate: tokio::sync::Semaphore::new(SUBMISSIONS_AT_ONCE),
             models: std::sync::Mutex::new(std::collections::VecDeque::new()),
             filling: tokio::sync::Mutex::new(()),
+            sums: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Wakes the background task now (a round's last device submitted).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Waits for a place to handle a submission; the place is held until the guard drops.
@@ -431,7 +440,10 @@ pub fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut t = tokio::time::interval(TICK);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            t.tick().await;
+            tokio::select! {
+                _ = t.tick() => {}
+                () = state.training().wake.notified() => {}
+            }
             tick(&state).await;
         }
     })
@@ -514,6 +526,166 @@ async fn fail(state: &AppState, r: &FlRound, claim: Option<Uuid>, why: &str) {
     }
 }
 
+/// A job's streaming strategy: its sums can be built as the updates arrive. The robust
+/// strategies (trimmed mean, median) need every update at once and are not one.
+enum Streaming {
+    Dp(DpFedAvg),
+    Avg(FedAvg),
+    Adam(FedAdam),
+}
+
+impl Streaming {
+    fn of(cfg: &JobConfig, job: &FlJob) -> Result<Option<Streaming>, String> {
+        if let Some(p) = &cfg.privacy {
+            return Ok(Some(Streaming::Dp(DpFedAvg {
+                expected_participants: p.expected_participants,
+                noise_multiplier: p.noise_multiplier,
+                clipping_norm: p.clipping_norm,
+                server_learning_rate: 1.0,
+                train: cfg.train_config(),
+            })));
+        }
+        Ok(match cfg.strategy {
+            StrategyKind::Fedavg => Some(Streaming::Avg(FedAvg {
+                sampling: Sampling::default(),
+                train: cfg.train_config(),
+            })),
+            StrategyKind::Fedadam => {
+                let mut s = FedAdam {
+                    train: cfg.train_config(),
+                    ..FedAdam::default()
+                };
+                if let Some(v) = &job.strategy_state {
+                    s.state = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+                }
+                Some(Streaming::Adam(s))
+            }
+            StrategyKind::TrimmedMean | StrategyKind::Median => None,
+        })
+    }
+
+    fn begin_round(&self, global: &Parameters) -> Result<qrlp_federated::RoundAccumulator, String> {
+        match self {
+            Streaming::Dp(s) => s.begin_round(global),
+            Streaming::Avg(s) => s.begin_round(global),
+            Streaming::Adam(s) => s.begin_round(global),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn finish_round(
+        &mut self,
+        global: &Parameters,
+        acc: qrlp_federated::RoundAccumulator,
+        rng: &mut OsRng,
+    ) -> Result<Parameters, qrlp_federated::AggregateError> {
+        match self {
+            Streaming::Dp(s) => s.finish_round(global, acc, rng),
+            Streaming::Avg(s) => s.finish_round(global, acc, rng),
+            Streaming::Adam(s) => s.finish_round(global, acc, rng),
+        }
+    }
+}
+
+/// This server's running sum of a round: the updates it accepted, added as they arrived,
+/// so that the aggregation only reads the updates other servers accepted.
+pub struct RunningSum {
+    model_version: u32,
+    acc: qrlp_federated::RoundAccumulator,
+    devices: std::collections::HashSet<String>,
+    /// Dropped after this (a round that failed, or that another server aggregated).
+    expires: OffsetDateTime,
+}
+
+/// Adds an accepted update (`plain`, little-endian `f32`) to this server's running sum of
+/// round `r`, for streaming strategies. Best effort: whatever is not added here is read
+/// from the store when the round is aggregated.
+#[allow(clippy::too_many_arguments)]
+pub async fn add_to_running_sum(
+    state: &AppState,
+    r: &FlRound,
+    job: &FlJob,
+    cfg: &JobConfig,
+    device: &str,
+    plain: &[u8],
+    num_samples: u64,
+) {
+    let Ok(Some(s)) = Streaming::of(cfg, job) else {
+        return;
+    };
+    let mut sums = state.training().sums.lock().await;
+    let now = OffsetDateTime::now_utc();
+    sums.retain(|_, p| p.expires > now);
+    if !sums.contains_key(&r.id) {
+        // Not for a round already being aggregated (its sum was taken).
+        match state.store().fl_round(&r.id).await {
+            Ok(now_r) if now_r.status == FlRoundStatus::InProgress => {}
+            _ => return,
+        }
+        let Ok(global) = load_model(state, &r.job_id, r.model_version).await else {
+            return;
+        };
+        let Ok(acc) = s.begin_round(&global) else {
+            return;
+        };
+        sums.insert(
+            r.id.clone(),
+            RunningSum {
+                model_version: r.model_version,
+                acc,
+                devices: std::collections::HashSet::new(),
+                expires: r.deadline + CLAIM_LEASE * 2,
+            },
+        );
+    }
+    let Some(sum) = sums.get_mut(&r.id) else {
+        return;
+    };
+    let Some(values) = decode_values(plain) else {
+        sums.remove(&r.id);
+        return;
+    };
+    if sum.devices.insert(device.to_string()) {
+        if let Err(e) = sum.acc.add(&values, num_samples) {
+            // As when read from the store: left out, and counted as offered.
+            tracing::warn!(error = %e, device, "update left out");
+        }
+    }
+}
+
+/// The sums of a claimed round: this server's running sum, if it covers only submitted
+/// devices, plus the other submitted updates read from the store.
+async fn sums(
+    state: &AppState,
+    r: &FlRound,
+    submitted: &[qrlp_store::FlParticipant],
+    s: &Streaming,
+    global: &Parameters,
+) -> Result<qrlp_federated::RoundAccumulator, String> {
+    let ids: std::collections::HashSet<&str> =
+        submitted.iter().map(|p| p.device_id.as_str()).collect();
+    let running = state
+        .training()
+        .sums
+        .lock()
+        .await
+        .remove(&r.id)
+        .filter(|p| {
+            p.model_version == r.model_version && p.devices.iter().all(|d| ids.contains(d.as_str()))
+        });
+    let (mut acc, done) = match running {
+        Some(p) => (p.acc, p.devices),
+        None => (s.begin_round(global)?, std::collections::HashSet::new()),
+    };
+    let missing: Vec<qrlp_store::FlParticipant> = submitted
+        .iter()
+        .filter(|p| !done.contains(&p.device_id))
+        .cloned()
+        .collect();
+    stream(state, r, &missing, &mut acc).await?;
+    Ok(acc)
+}
+
 /// Submitted updates of a round staged in temporary files, read by coordinate range.
 struct StagedUpdates {
     files: Vec<(std::fs::File, u64)>,
@@ -577,56 +749,30 @@ async fn aggregate(state: &AppState, r: &FlRound, claim: Uuid) -> Result<(), Str
     let mut accountant = accountant_of(&job)?;
     let mut strategy_state = job.strategy_state.clone();
     let mut epsilon = None;
-    let next = if let Some(p) = &cfg.privacy {
-        let mut s = DpFedAvg {
-            expected_participants: p.expected_participants,
-            noise_multiplier: p.noise_multiplier,
-            clipping_norm: p.clipping_norm,
-            server_learning_rate: 1.0,
-            train: cfg.train_config(),
-        };
-        let mut acc = s.begin_round(&global).map_err(|e| e.to_string())?;
-        stream(state, r, &submitted, &mut acc).await?;
+    let next = if let Some(mut s) = Streaming::of(&cfg, &job)? {
+        let acc = sums(state, r, &submitted, &s, &global).await?;
         let next = s
             .finish_round(&global, acc, &mut OsRng)
             .map_err(|e| e.to_string())?;
-        accountant
-            .record(1.0, p.noise_multiplier, 1)
-            .map_err(|e| e.to_string())?;
-        epsilon = Some(
+        if let Streaming::Adam(a) = &s {
+            strategy_state = serde_json::to_value(&a.state).ok();
+        }
+        if let Some(p) = &cfg.privacy {
             accountant
-                .epsilon(p.target_delta)
-                .map_err(|e| e.to_string())?
-                .epsilon,
-        );
+                .record(1.0, p.noise_multiplier, 1)
+                .map_err(|e| e.to_string())?;
+            epsilon = Some(
+                accountant
+                    .epsilon(p.target_delta)
+                    .map_err(|e| e.to_string())?
+                    .epsilon,
+            );
+        }
         next
     } else {
         match cfg.strategy {
-            StrategyKind::Fedavg => {
-                let mut s = FedAvg {
-                    sampling: Sampling::default(),
-                    train: cfg.train_config(),
-                };
-                let mut acc = s.begin_round(&global).map_err(|e| e.to_string())?;
-                stream(state, r, &submitted, &mut acc).await?;
-                s.finish_round(&global, acc, &mut OsRng)
-                    .map_err(|e| e.to_string())?
-            }
-            StrategyKind::Fedadam => {
-                let mut s = FedAdam {
-                    train: cfg.train_config(),
-                    ..FedAdam::default()
-                };
-                if let Some(v) = &job.strategy_state {
-                    s.state = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
-                }
-                let mut acc = s.begin_round(&global).map_err(|e| e.to_string())?;
-                stream(state, r, &submitted, &mut acc).await?;
-                let next = s
-                    .finish_round(&global, acc, &mut OsRng)
-                    .map_err(|e| e.to_string())?;
-                strategy_state = serde_json::to_value(&s.state).ok();
-                next
+            StrategyKind::Fedavg | StrategyKind::Fedadam => {
+                return Err("a streaming strategy reached the robust path".into())
             }
             StrategyKind::TrimmedMean | StrategyKind::Median => {
                 let mut staged = StagedUpdates {

@@ -1070,13 +1070,13 @@ pub async fn submit(
         )
         .with("reason", "envelope")
     })?;
-    let expected = state
+    let job = state
         .store()
         .get_fl_job(&r.job_id)
         .await
-        .map_err(FleetError::store)
-        .and_then(|j| JobConfig::of(&j).map_err(FleetError::internal))?
-        .parameters as usize;
+        .map_err(FleetError::store)?;
+    let cfg = JobConfig::of(&job).map_err(FleetError::internal)?;
+    let expected = cfg.parameters as usize;
     if plain.len() != expected * 4 {
         let actual = plain.len() as f64 / 4.0;
         return Err(FleetError::validation(
@@ -1101,6 +1101,12 @@ pub async fn submit(
         .map_err(FleetError::store)?;
     match outcome {
         SubmitOutcome::Accepted { submitted, joined } => {
+            training::add_to_running_sum(&state, &r, &job, &cfg, &device.id, &plain, num_samples)
+                .await;
+            if submitted >= joined {
+                // Everyone joined has submitted: aggregate now, not at the next tick.
+                state.training().wake();
+            }
             if let Ok(now_r) = state.store().fl_round(&r.id).await {
                 training::publish_progress(&state, &now_r);
             }

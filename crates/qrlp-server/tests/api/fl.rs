@@ -22,6 +22,17 @@ async fn signed(
     path: &str,
     body: &[u8],
 ) -> reqwest::Response {
+    signed_to(&f.app, dev, method, path, body).await
+}
+
+/// A signed device request to `app` (one of several servers).
+async fn signed_to(
+    app: &crate::common::TestApp,
+    dev: &Dev,
+    method: Method,
+    path: &str,
+    body: &[u8],
+) -> reqwest::Response {
     let h = dev.key.sign_request(
         &dev.id,
         dev.version,
@@ -33,10 +44,9 @@ async fn signed(
         now(),
         None,
     );
-    let mut req = f
-        .app
+    let mut req = app
         .client
-        .request(method, f.app.url(path))
+        .request(method, app.url(path))
         .header("content-type", "application/json");
     for (k, v) in h.to_pairs() {
         req = req.header(k, v);
@@ -569,4 +579,84 @@ async fn fl_round_events_are_delivered_signed_to_a_subscribed_endpoint() {
     assert_eq!(completed["data"]["status"], "completed", "{completed}");
     assert_eq!(completed["data"]["submissions"], 2, "{completed}");
     assert!(completed["timestamp"].is_string(), "{completed}");
+}
+
+/// Two servers on one database, the devices submitting to either: the server that
+/// aggregates adds its own running sum to the updates the other accepted, read from the
+/// store, and the model is the exact FedAvg of all three.
+#[tokio::test]
+async fn fl_round_submitted_across_two_servers_aggregates_every_update_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().display().to_string();
+    let f = Fleet::start_with(config.clone()).await;
+    let second = crate::common::TestApp::start_with(config, axum::Router::new()).await;
+    let org = f.org("Twoservers").await;
+    let devs = [
+        f.enroll(&org, "edge-1").await,
+        f.enroll(&org, "edge-2").await,
+        f.enroll(&org, "edge-3").await,
+    ];
+    let r = f
+        .call(
+            Method::POST,
+            "/api/v1/fl/rounds",
+            &org.key,
+            Some(json!({
+                "model_config": {"architecture": "logistic_regression", "input_dim": 2},
+                "participant_criteria": {"min_participants": 3, "max_participants": 3},
+                "rounds": 1, "deadline_secs": 60
+            })),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    let (rid, job) = (
+        first["id"].as_str().unwrap().to_string(),
+        first["job_id"].as_str().unwrap().to_string(),
+    );
+    let mut answers = Vec::new();
+    for d in &devs {
+        answers.push(
+            join(&f, d, &rid, json!({}))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap(),
+        );
+    }
+    let updates = [[0.5f32, -1.0, 2.0], [1.5, 0.25, -2.0], [-3.0, 4.0, 0.75]];
+    let samples = [1u64, 2, 5];
+    let path = format!("/api/v1/fl/rounds/{rid}/submit");
+    for (i, d) in devs.iter().enumerate() {
+        let app = if i == 0 { &f.app } else { &second };
+        let body = sealed_body(d, &answers[i], &updates[i], samples[i]);
+        let r = signed_to(app, d, Method::POST, &path, &body).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    wait_status(&f, &org.key, &rid, "completed").await;
+    let m: Value = f
+        .call(
+            Method::GET,
+            &format!("/api/v1/fl/models/{job}.v1"),
+            &org.key,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bytes = B64.decode(m["parameters"].as_str().unwrap()).unwrap();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let total: u64 = samples.iter().sum();
+    for j in 0..3 {
+        let want: f64 = (0..3)
+            .map(|i| samples[i] as f64 * f64::from(updates[i][j]))
+            .sum::<f64>()
+            / total as f64;
+        assert!((f64::from(got[j]) - want).abs() < 1e-6, "{got:?}");
+    }
 }
