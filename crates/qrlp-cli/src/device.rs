@@ -169,9 +169,15 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How long an idle connection is reused: below the server's keep-alive (5 s by default),
+/// so that a request (a submission, which is not retried) is never written into a
+/// connection the server is closing.
+const POOL_IDLE: Duration = Duration::from_secs(3);
+
 fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
+        .pool_idle_timeout(POOL_IDLE)
         .build()
         .context("cannot build the HTTP client")
 }
@@ -665,6 +671,7 @@ async fn simulate(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(devices)
+        .pool_idle_timeout(POOL_IDLE)
         .build()?;
     let started = Instant::now();
     let mut fleet = Vec::with_capacity(devices);

@@ -7,6 +7,7 @@
 //! qrlp-chain-load verify  --base URL --key KEY --acked FILE
 //! qrlp-chain-load enqueue --key KEY (--data-dir DIR | --database-url URL) --webhook ID --count N
 //! qrlp-chain-load receive --port P --secret whsec_... --expect N [--timeout 120]
+//! qrlp-chain-load live    --url URL [--clients 10000] [--seconds 30]
 //! ```
 //!
 //! `scans` creates the chains through the API, reads the values they have still to show
@@ -17,6 +18,9 @@
 //! (after a `kill -9` and a restart, say) checks that the chains' `validScans` add up to it.
 //! `enqueue` writes N events to the outbox for one endpoint; `receive` counts distinct
 //! `webhook-id`s, checks every `X-Webhook-Signature`, and prints the time to the N-th.
+//! `live` (for `scripts/bench-live.sh`) opens `--clients` plain WebSocket connections to a
+//! live server's Socket.IO endpoint, speaks engine.io v4 by hand, and measures how long each
+//! `qr_update` took from the payload's `timestamp` to its arrival: one JSON line of results.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -349,6 +353,151 @@ async fn receive(a: HashMap<String, String>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the `live` clients saw.
+#[derive(Default)]
+struct LiveSeen {
+    connected: AtomicU64,
+    failed: AtomicU64,
+    measuring: AtomicBool,
+    latencies_ms: Mutex<Vec<i64>>,
+    frames: Mutex<HashMap<u64, u64>>,
+}
+
+/// Milliseconds since the epoch of `2026-11-30T03:40:00.123Z` (the payloads' form).
+fn iso_ms(s: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss, ms) = (n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?);
+    // Days from the civil date (proleptic Gregorian), March-based years.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((((days * 24 + hh) * 60 + mm) * 60 + ss) * 1000 + ms)
+}
+
+/// The value of the last `"key":` in `text` (the payload's own fields come after the
+/// nested `qr_data`'s), without its quotes.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let at = text.rfind(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = text.get(at..)?;
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    let end = rest.find(['"', ',', '}'])?;
+    rest.get(..end)
+}
+
+async fn live_client(url: String, seen: Arc<LiveSeen>) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+        seen.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let t = t.as_str();
+        let reply = if t.starts_with("42[\"qr_update\"") {
+            if seen.measuring.load(Ordering::Relaxed) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                if let (Some(at), Some(seq)) = (
+                    field(t, "timestamp").and_then(iso_ms),
+                    field(t, "sequence_number").and_then(|v| v.parse::<u64>().ok()),
+                ) {
+                    seen.latencies_ms
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(now - at);
+                    *seen
+                        .frames
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(seq)
+                        .or_default() += 1;
+                }
+            }
+            None
+        } else if t.starts_with("40") {
+            seen.connected.fetch_add(1, Ordering::Relaxed);
+            None
+        } else if t.starts_with('0') {
+            Some("40")
+        } else if t == "2" {
+            Some("3")
+        } else {
+            None
+        };
+        if let Some(r) = reply {
+            if ws.send(Message::text(r)).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+async fn live(a: HashMap<String, String>) -> anyhow::Result<()> {
+    let base = get(&a, "url")?.trim_end_matches('/');
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        base.replacen("http", "ws", 1)
+    );
+    let n = num(&a, "clients", 10_000)?;
+    let secs = num(&a, "seconds", 30)?;
+    let seen = Arc::new(LiveSeen::default());
+    for i in 0..n {
+        tokio::spawn(live_client(url.clone(), seen.clone()));
+        if i % 200 == 199 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let start = Instant::now();
+    let settled =
+        |s: &LiveSeen| s.connected.load(Ordering::Relaxed) + s.failed.load(Ordering::Relaxed) >= n;
+    while !settled(&seen) && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connect_secs = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    seen.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    seen.measuring.store(false, Ordering::Relaxed);
+    let connected = seen.connected.load(Ordering::Relaxed);
+    let frames = seen
+        .frames
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut seqs: Vec<u64> = frames.keys().copied().collect();
+    seqs.sort_unstable();
+    // Frames whose delivery is complete: not the first and last partial ones.
+    let seqs = seqs
+        .get(1..seqs.len().saturating_sub(1))
+        .unwrap_or_default();
+    let complete = seqs.iter().filter(|s| frames[*s] == connected).count();
+    let mut lat = seen
+        .latencies_ms
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    lat.sort_unstable();
+    let q = |p: f64| lat.get(((p * lat.len() as f64) as usize).min(lat.len().saturating_sub(1)));
+    println!(
+        "{}",
+        json!({
+            "mode": "ws-rust", "clients": n, "connected": connected,
+            "failed": seen.failed.load(Ordering::Relaxed),
+            "connect_seconds": (connect_secs * 10.0).round() / 10.0,
+            "frames": seqs.len(), "frames_every_client_got": complete,
+            "deliveries": lat.len(), "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": lat.last(),
+        })
+    );
+    // The connections close with the process.
+    std::process::exit(0);
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cmd = std::env::args().nth(1).unwrap_or_default();
@@ -358,6 +507,7 @@ async fn main() -> anyhow::Result<()> {
         "verify" => verify(a).await,
         "enqueue" => enqueue(a).await,
         "receive" => receive(a).await,
-        _ => bail!("usage: qrlp-chain-load scans|verify|enqueue|receive --help in the source"),
+        "live" => live(a).await,
+        _ => bail!("usage: qrlp-chain-load scans|verify|enqueue|receive|live --help in the source"),
     }
 }
