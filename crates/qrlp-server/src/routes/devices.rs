@@ -198,7 +198,7 @@ pub struct EnrollmentTokenList {
     pub pagination: Pagination,
 }
 
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FleetError> {
+pub(crate) fn json_body<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FleetError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

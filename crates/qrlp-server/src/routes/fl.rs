@@ -947,6 +947,48 @@ pub struct SubmitRequest {
     pub metrics: Option<serde_json::Value>,
 }
 
+/// [`SubmitRequest`] as parsed: the base64 update borrowed from the body, not copied.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody<'a> {
+    #[serde(borrow)]
+    update: std::borrow::Cow<'a, str>,
+    num_samples: u64,
+    metrics: Option<serde_json::Value>,
+}
+
+/// The body of `request` in one buffer sized by its `Content-Length`: at most `limit`
+/// bytes, else 413 `PAYLOAD_TOO_LARGE`.
+async fn read_body(request: axum::extract::Request, limit: usize) -> Result<Vec<u8>, FleetError> {
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        FleetError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("Request body is too large (max {limit} bytes)"),
+        )
+        .with("limit_bytes", limit)
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0));
+    let mut chunks = request.into_body().into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| FleetError::validation("body", "could not be read"))?;
+        if out.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// Answer of a submission.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubmitAnswer {
@@ -991,21 +1033,14 @@ pub async fn submit(
     // devices submit at once.
     let identified = state.fleet().identify(&state, &headers).await?;
     let _place = state.training().submission_place().await;
-    let body = <Bytes as axum::extract::FromRequest<()>>::from_request(request, &())
-        .await
-        .map_err(|r| {
-            let status = r.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "PAYLOAD_TOO_LARGE"
-            } else {
-                "VALIDATION_ERROR"
-            };
-            FleetError::new(status, code, r.body_text())
-        })?;
+    let body = read_body(request, training::SUBMIT_BODY_LIMIT).await?;
     let (auth, _) = identified_device_request(&state, identified, &method, &uri, &body).await?;
     let device = &auth.device;
-    let req: SubmitRequest = json_body(&body)?;
-    drop(body);
+    let SubmitBody {
+        update,
+        num_samples,
+        metrics,
+    } = json_body(&body)?;
     let r = state
         .store()
         .get_fl_round(device.org_id, &round_id)
@@ -1032,13 +1067,13 @@ pub async fn submit(
             "The round's deadline has passed",
         ));
     }
-    if req.num_samples == 0 || req.num_samples > 1_000_000_000_000 {
+    if num_samples == 0 || num_samples > 1_000_000_000_000 {
         return Err(FleetError::validation(
             "num_samples",
             "must be between 1 and 10^12",
         ));
     }
-    let metrics = req.metrics.unwrap_or_else(|| serde_json::json!({}));
+    let metrics = metrics.unwrap_or_else(|| serde_json::json!({}));
     let mlen = serde_json::to_vec(&metrics)
         .map(|b| b.len())
         .unwrap_or(usize::MAX);
@@ -1048,9 +1083,9 @@ pub async fn submit(
             "must be an object of at most 4 KiB",
         ));
     }
-    let envelope = decode_b64("update", &req.update, training::SUBMIT_BODY_LIMIT)?;
-    let num_samples = req.num_samples;
-    drop(req.update);
+    let envelope = decode_b64("update", &update, training::SUBMIT_BODY_LIMIT)?;
+    drop(update);
+    drop(body);
     let seed = state
         .data_key()
         .open(kem_aad(&device.id).as_bytes(), &auth.kem_sealed)

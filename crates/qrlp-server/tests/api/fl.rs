@@ -660,3 +660,45 @@ async fn fl_round_submitted_across_two_servers_aggregates_every_update_once() {
         assert!((f64::from(got[j]) - want).abs() < 1e-6, "{got:?}");
     }
 }
+
+/// A submission declaring more than the limit is answered 413 in seed 002's shape from its
+/// headers alone: the server neither reads nor buffers the body.
+#[tokio::test]
+async fn fl_submission_over_the_limit_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let f = Fleet::start_with(Config::default()).await;
+    let org = f.org("Bigbodies").await;
+    let dev = f.enroll(&org, "edge-1").await;
+    let path = "/api/v1/fl/rounds/round_x/submit";
+    let h = dev.key.sign_request(
+        &dev.id,
+        dev.version,
+        &Request {
+            method: "POST",
+            path_and_query: path,
+            body: b"",
+        },
+        now(),
+        None,
+    );
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: 200000000\r\nconnection: close\r\n",
+        f.app.addr
+    );
+    for (k, v) in h.to_pairs() {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n{\"update\": \"");
+    let mut s = tokio::net::TcpStream::connect(f.app.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"PAYLOAD_TOO_LARGE\""), "{answer}");
+    assert!(answer.contains("\"request_id\""), "{answer}");
+}
