@@ -284,18 +284,44 @@ impl Device {
             Some(b) => serde_json::to_vec(b)?,
             None => Vec::new(),
         };
+        let headers = self.sign(method, path, &bytes);
+        self.send(http, method, path, headers, bytes).await
+    }
+
+    /// The signature headers of a request: CPU work, kept apart from sending so that a
+    /// large body can be signed off the async threads.
+    pub(crate) fn sign(
+        &self,
+        method: &str,
+        path: &str,
+        bytes: &[u8],
+    ) -> [(&'static str, String); 5] {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let h = self.key.sign_request(
-            self.id(),
-            self.version(),
-            &Request {
-                method,
-                path_and_query: path,
-                body: &bytes,
-            },
-            now,
-            None,
-        );
+        self.key
+            .sign_request(
+                self.id(),
+                self.version(),
+                &Request {
+                    method,
+                    path_and_query: path,
+                    body: bytes,
+                },
+                now,
+                None,
+            )
+            .to_pairs()
+    }
+
+    /// Sends a request signed by [`Device::sign`]; the JSON answer, or an error naming the
+    /// server's code and reason.
+    pub(crate) async fn send(
+        &self,
+        http: &reqwest::Client,
+        method: &str,
+        path: &str,
+        headers: [(&'static str, String); 5],
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.server());
         let mut req = if method == "GET" {
             http.get(url)
@@ -303,7 +329,7 @@ impl Device {
             http.post(url)
         }
         .header("content-type", "application/json");
-        for (k, v) in h.to_pairs() {
+        for (k, v) in headers {
             req = req.header(k, v);
         }
         answer(req.body(bytes).send().await?).await
@@ -312,7 +338,14 @@ impl Device {
 
 async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
     let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
+    let bytes = r.bytes().await?;
+    let v: Value = if bytes.len() > 1 << 20 {
+        // A model: parsed off the async thread.
+        tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+            .await?
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
     if !status.is_success() {
         let e = &v["error"];
         bail!(

@@ -313,6 +313,23 @@ pub async fn submit_update(
     num_samples: u64,
     metrics: Value,
 ) -> anyhow::Result<Value> {
+    let (path, body) = submission(device.id(), answer, update, num_samples, metrics)?;
+    let headers = device.sign("POST", &path, &body);
+    device.send(http, "POST", &path, headers, body).await
+}
+
+/// The path and JSON body of a submission of `update` by `device_id` to the round of a
+/// join `answer`: the update sealed to the server (CPU work, no I/O).
+///
+/// # Errors
+/// When the answer lacks its keys.
+pub fn submission(
+    device_id: &str,
+    answer: &Value,
+    update: &[f32],
+    num_samples: u64,
+    metrics: Value,
+) -> anyhow::Result<(String, Vec<u8>)> {
     let round_id = answer["round_id"].as_str().unwrap_or_default();
     let version = answer["model_version"].as_str().unwrap_or_default();
     let plain: Vec<u8> = update.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -337,25 +354,19 @@ pub async fn submit_update(
         &rk,
         &Binding {
             round_id,
-            device_id: device.id(),
+            device_id,
             model_version: number,
         },
         &plain,
     )
     .map_err(|e| anyhow!("{e}"))?;
     drop(plain);
-    device
-        .signed(
-            http,
-            "POST",
-            &format!("/api/v1/fl/rounds/{round_id}/submit"),
-            Some(&json!({
-                "update": B64.encode(env),
-                "num_samples": num_samples,
-                "metrics": metrics,
-            })),
-        )
-        .await
+    let body = serde_json::to_vec(&json!({
+        "update": B64.encode(env),
+        "num_samples": num_samples,
+        "metrics": metrics,
+    }))?;
+    Ok((format!("/api/v1/fl/rounds/{round_id}/submit"), body))
 }
 
 /// `qrlp device simulate --train`: each simulated device finds the organization's open
@@ -375,11 +386,15 @@ pub async fn simulate_round(
 ) -> anyhow::Result<Value> {
     use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs_f64(duration);
+    // Devices each have their own processor; simulated ones share this machine's. Two
+    // prepare at a time (pull the model, make and seal the update), so the others'
+    // connections are not starved of CPU; every submission is then sent at once.
+    let cpu = std::sync::Arc::new(tokio::sync::Semaphore::new(2));
     let mut tasks = Vec::with_capacity(fleet.len());
     for (i, d) in fleet.iter().enumerate() {
-        let (d, http) = (d.clone(), http.clone());
+        let (d, http, cpu) = (d.clone(), http.clone(), cpu.clone());
         tasks.push(tokio::spawn(async move {
-            simulated_submission(&d, &http, deadline, i as u64).await
+            simulated_submission(&d, &http, &cpu, deadline, i as u64).await
         }));
     }
     let mut latencies = Vec::with_capacity(fleet.len());
@@ -447,8 +462,9 @@ pub async fn simulate_round(
 
 /// One simulated device's submission: the round, its latency, and when it was accepted.
 async fn simulated_submission(
-    device: &Device,
+    device: &std::sync::Arc<Device>,
     http: &reqwest::Client,
+    cpu: &tokio::sync::Semaphore,
     deadline: std::time::Instant,
     seed: u64,
 ) -> anyhow::Result<(String, std::time::Duration, std::time::Instant)> {
@@ -484,20 +500,31 @@ async fn simulated_submission(
             continue;
         }
         let version = answer["model_version"].as_str().unwrap_or_default();
+        let place = cpu.acquire().await?;
         let model = device
             .signed(http, "GET", &format!("/api/v1/fl/models/{version}"), None)
             .await?;
-        let global = parameters_of(&model)?;
-        drop(model);
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let update: Vec<f32> = global
-            .values()
-            .iter()
-            .map(|g| g + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.02)
-            .collect();
-        drop(global);
+        // The CPU work (decoding the model, sealing, signing: tens of milliseconds for a
+        // large model) off the async thread, so the other devices' connections keep moving.
+        let d = device.clone();
+        let (path, headers, body) = tokio::task::spawn_blocking(move || {
+            let global = parameters_of(&model)?;
+            drop(model);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let update: Vec<f32> = global
+                .values()
+                .iter()
+                .map(|g| g + (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 0.02)
+                .collect();
+            drop(global);
+            let (path, body) = submission(d.id(), &answer, &update, 100, json!({}))?;
+            let headers = d.sign("POST", &path, &body);
+            anyhow::Ok((path, headers, body))
+        })
+        .await??;
+        drop(place);
         let t = Instant::now();
-        submit_update(device, http, &answer, &update, 100, json!({})).await?;
+        device.send(http, "POST", &path, headers, body).await?;
         return Ok((id, t.elapsed(), Instant::now()));
     }
 }
