@@ -125,6 +125,7 @@ fn listen_addr(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn run(args: LiveArgs) -> anyhow::Result<ExitCode> {
+    crate::serve::tune_allocator();
     let config = match load(&args) {
         Ok(c) => c,
         Err(problems) => {

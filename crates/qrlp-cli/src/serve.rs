@@ -81,19 +81,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// glibc's allocator gives threads arenas of their own and, after a large block is freed,
-/// raises the size above which blocks are mapped on their own, so the next multi-megabyte
-/// buffers (model updates, uploads, exports) come from arenas that keep their pages: the
-/// server's memory grows with its threads and with the largest requests it has seen. Two
-/// arenas and a fixed 1 MiB threshold give large buffers back to the system when freed.
+/// raises the size above which blocks are mapped on their own, so the next large buffers
+/// (model updates, uploads, exports, live frames) come from arenas that keep their pages:
+/// the server's memory grows with its threads and with the largest requests it has seen.
+/// Two arenas and a fixed 256 KiB threshold give large buffers back to the system when
+/// freed. `qrlp serve` and `qrlp live` call it first.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
+pub(crate) fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; it is called first, before any
     // other thread exists, and both values are in range.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
+pub(crate) fn tune_allocator() {}
