@@ -25,7 +25,7 @@ type Ch = State<Arc<LiveChannel>>;
 /// are forwarded to the default namespace by a task spawned here (call inside a tokio
 /// runtime).
 pub fn standalone(channel: Arc<LiveChannel>) -> (Router, SocketIo) {
-    let (layer, io) = SocketIo::builder().max_payload(64 * 1024).build_layer();
+    let (layer, io) = crate::socket::builder().build_layer();
     io.ns("/", crate::socket::on_connect(Arc::clone(&channel), None));
     crate::socket::forward(io.clone(), "/".into(), None, &channel);
     let router = Router::new()

@@ -16,6 +16,16 @@ use socketioxide::SocketIo;
 
 use crate::hub::{HubEvent, LiveChannel, UserTextError};
 
+/// The Socket.IO server's settings, shared by `qrlp live` and `qrlp serve`: messages from a
+/// client up to 64 KiB, read in 1 KiB chunks (clients send a few bytes: pongs, requests,
+/// user text of at most 500 characters), which keeps each connection's memory small when
+/// thousands are open.
+pub fn builder() -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
+        .max_payload(64 * 1024)
+        .ws_read_buffer_size(1024)
+}
+
 /// The connect handler of a channel's namespace (or of its room: `room` when several
 /// channels share a namespace; `None` to serve the whole namespace).
 pub fn on_connect<A: Adapter>(

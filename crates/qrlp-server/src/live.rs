@@ -90,7 +90,7 @@ pub enum LiveError {
 impl LiveChannels {
     /// No channels yet; the Socket.IO namespace is registered.
     pub fn new(base: &Config, data_key: DataKey) -> LiveChannels {
-        let (layer, io) = SocketIo::builder().max_payload(64 * 1024).build_layer();
+        let (layer, io) = qrlp_live_server::socket::builder().build_layer();
         let redis = (!base.redis.url.trim().is_empty())
             .then(|| redis::Client::open(base.redis.url.trim()).ok())
             .flatten();
