@@ -505,6 +505,29 @@ async fn fl_round_below_quorum_fails_at_its_deadline_and_dp_reports_the_accounta
     assert_eq!(done["job"]["status"], "completed");
 }
 
+/// Starts a one-round job of a 2-feature logistic regression needing exactly `devices`
+/// participants; its first round's id and the job's id.
+async fn one_round_job(f: &Fleet, key: &str, devices: u32) -> (String, String) {
+    let r = f
+        .call(
+            Method::POST,
+            "/api/v1/fl/rounds",
+            key,
+            Some(json!({
+                "model_config": {"architecture": "logistic_regression", "input_dim": 2},
+                "participant_criteria": {"min_participants": devices, "max_participants": devices},
+                "rounds": 1, "deadline_secs": 60
+            })),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["job_id"].as_str().unwrap().to_string(),
+    )
+}
+
 /// `training.round_started` and `training.round_completed` reach a subscribed endpoint
 /// through the webhook engine, signed, in seed 002's shape; the start counts the devices
 /// that started the round, the join that reached the quorum included.
@@ -529,23 +552,7 @@ async fn fl_round_events_are_delivered_signed_to_a_subscribed_endpoint() {
         f.enroll(&org, "edge-1").await,
         f.enroll(&org, "edge-2").await,
     ];
-    let r = f
-        .call(
-            Method::POST,
-            "/api/v1/fl/rounds",
-            &org.key,
-            Some(json!({
-                "model_config": {"architecture": "logistic_regression", "input_dim": 2},
-                "participant_criteria": {"min_participants": 2, "max_participants": 2},
-                "rounds": 1, "deadline_secs": 60
-            })),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let rid = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (rid, _) = one_round_job(&f, &org.key, 2).await;
     let mut answers = Vec::new();
     for d in &devs {
         let a: Value = join(&f, d, &rid, json!({})).await.json().await.unwrap();
@@ -597,24 +604,7 @@ async fn fl_round_submitted_across_two_servers_aggregates_every_update_once() {
         f.enroll(&org, "edge-2").await,
         f.enroll(&org, "edge-3").await,
     ];
-    let r = f
-        .call(
-            Method::POST,
-            "/api/v1/fl/rounds",
-            &org.key,
-            Some(json!({
-                "model_config": {"architecture": "logistic_regression", "input_dim": 2},
-                "participant_criteria": {"min_participants": 3, "max_participants": 3},
-                "rounds": 1, "deadline_secs": 60
-            })),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let first: Value = r.json().await.unwrap();
-    let (rid, job) = (
-        first["id"].as_str().unwrap().to_string(),
-        first["job_id"].as_str().unwrap().to_string(),
-    );
+    let (rid, job) = one_round_job(&f, &org.key, 3).await;
     let mut answers = Vec::new();
     for d in &devs {
         answers.push(
