@@ -45,6 +45,7 @@ pub fn standalone(channel: Arc<LiveChannel>) -> (Router, SocketIo) {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(layer)
+        .layer(crate::socket::detach_layer())
         .layer(axum::middleware::from_fn(request_id))
         .with_state(channel);
     (router, io)

@@ -323,7 +323,9 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(limit));
     // Socket.IO of the live channels (`/socket.io/`, namespace `/live`).
-    router = router.layer(state.live().layer());
+    router = router
+        .layer(state.live().layer())
+        .layer(qrlp_live_server::socket::detach_layer());
     if let Some(cors) = cors_layer(&config.cors) {
         router = router.layer(cors);
     }
