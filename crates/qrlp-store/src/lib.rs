@@ -75,7 +75,7 @@ pub use fl::{
 pub use live_channels::{valid_live_settings, LiveChannelPatch, LiveChannelRecord};
 pub use model::*;
 pub use qr_model::*;
-pub use scans::{KnownVisitors, BUCKET_SECS};
+pub use scans::{KnownVisitors, BUCKET_SECS, ROLLUP_CHUNK};
 pub use validate::{valid_email, valid_name, MAX_EMAIL_LEN, MAX_NAME_LEN};
 pub use webhooks::{
     Attempt, AttemptRecord, ClaimedDelivery, Delivery, NewWebhook, Webhook, WebhookPatch,

@@ -107,3 +107,31 @@ macro_rules! enqueue_event {
         }
     }};
 }
+
+/// The scans of `$codes` (a slice of ids, at most 500) made after the roll-up mark,
+/// read in transaction `$tx`: what the roll-up tables do not hold yet.
+macro_rules! read_tail {
+    ($tx:ident, $codes:expr) => {{
+        let codes: &[::uuid::Uuid] = $codes;
+        let mark: Option<$crate::db::Ts> =
+            sqlx::query_scalar("SELECT through FROM qr_scan_rollup WHERE id = 1")
+                .fetch_one(&mut *$tx)
+                .await?;
+        match mark {
+            Some(mark) if !codes.is_empty() => {
+                let mut q = sqlx::QueryBuilder::new($crate::scans::TAIL_COLS);
+                q.push(" WHERE scanned_at > ").push_bind(mark);
+                q.push(" AND qr_code_id IN (");
+                let mut list = q.separated(", ");
+                for code in codes {
+                    list.push_bind(*code);
+                }
+                q.push(")");
+                let rows: Vec<$crate::scans::TailRow> =
+                    q.build_query_as().fetch_all(&mut *$tx).await?;
+                rows
+            }
+            _ => Vec::new(),
+        }
+    }};
+}

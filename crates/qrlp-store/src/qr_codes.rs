@@ -18,6 +18,7 @@ use crate::qr_model::{
     BusinessCard, NewQrCode, QrCode, QrCodeChange, QrCodeChangeEntry, QrCodeStats, QrCodeWithStats,
     QrImageDefaults, QrUtm, SlugTarget, TrackingSettings,
 };
+use crate::scans::{add_tail, TailRow};
 use crate::validate::valid_name;
 use crate::{page_of, to_u64, Store};
 
@@ -263,28 +264,41 @@ impl Store {
             "SELECT {CODE_COLS}{CODE_FROM} WHERE c.org_id = $1{filter} \
              ORDER BY c.created_at, c.id LIMIT $2 OFFSET $3"
         );
-        let (total, rows): (i64, Vec<CodeRow>) = on_pool!(self, |pool| {
+        let (total, rows, tail): (i64, Vec<CodeRow>, Vec<TailRow>) = on_pool!(self, |pool, d| {
+            let mut tx = pool.begin_with(d.read_snapshot).await?;
             let total = sqlx::query_scalar(AssertSqlSafe(count_sql.as_str()))
                 .bind(org)
-                .fetch_one(pool)
+                .fetch_one(&mut *tx)
                 .await?;
-            let rows = sqlx::query_as(AssertSqlSafe(list_sql.as_str()))
+            let rows: Vec<CodeRow> = sqlx::query_as(AssertSqlSafe(list_sql.as_str()))
                 .bind(org)
                 .bind(limit)
                 .bind(offset)
-                .fetch_all(pool)
+                .fetch_all(&mut *tx)
                 .await?;
-            (total, rows)
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            let mut tail = Vec::new();
+            for chunk in ids.chunks(500) {
+                tail.extend(read_tail!(tx, chunk));
+            }
+            tx.commit().await?;
+            (total, rows, tail)
         });
-        Ok(page_of(
-            rows.into_iter().map(QrCodeWithStats::from).collect(),
-            page,
-            total,
-        ))
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let mut code = QrCodeWithStats::from(r);
+                add_tail(code.code.id, &mut code.stats, &tail);
+                code
+            })
+            .collect();
+        Ok(page_of(items, page, total))
     }
 
-    /// The code `id` of `org`; `NotFound` for another organization's code.
-    pub async fn get_qr_code(&self, org: Uuid, id: Uuid) -> Result<QrCodeWithStats, StoreError> {
+    /// The code `id` of `org` without its totals (reads no scan): for callers that need
+    /// the code or only that it belongs to `org`. `NotFound` for another organization's
+    /// code.
+    pub async fn qr_code(&self, org: Uuid, id: Uuid) -> Result<QrCode, StoreError> {
         let sql = format!("SELECT {CODE_COLS}{CODE_FROM} WHERE c.id = $1 AND c.org_id = $2");
         let row: Option<CodeRow> = on_pool!(self, |pool| {
             sqlx::query_as(AssertSqlSafe(sql.as_str()))
@@ -293,7 +307,27 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        row.map(QrCodeWithStats::from).ok_or(StoreError::NotFound)
+        row.map(|r| QrCodeWithStats::from(r).code)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The code `id` of `org`; `NotFound` for another organization's code.
+    pub async fn get_qr_code(&self, org: Uuid, id: Uuid) -> Result<QrCodeWithStats, StoreError> {
+        let sql = format!("SELECT {CODE_COLS}{CODE_FROM} WHERE c.id = $1 AND c.org_id = $2");
+        let (row, tail): (Option<CodeRow>, Vec<TailRow>) = on_pool!(self, |pool, d| {
+            let mut tx = pool.begin_with(d.read_snapshot).await?;
+            let row = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .bind(org)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let tail = read_tail!(tx, &[id]);
+            tx.commit().await?;
+            Ok::<_, StoreError>((row, tail))
+        })?;
+        let mut code = row.map(QrCodeWithStats::from).ok_or(StoreError::NotFound)?;
+        add_tail(code.code.id, &mut code.stats, &tail);
+        Ok(code)
     }
 
     /// Changes a code. Audit: `qr_code.update` with the old and new value of each changed

@@ -13,16 +13,34 @@ pub(crate) struct Dialect {
     /// Reads an organization's id inside a write transaction, locking the row on PostgreSQL
     /// so that owner counts cannot race (SQLite's write lock already serializes writers).
     pub lock_org: &'static str,
+    /// Starts a read transaction that sees one snapshot throughout (the roll-ups and the
+    /// scans after the roll-up mark must be read as of one instant).
+    pub read_snapshot: &'static str,
+    /// Reads the roll-up mark in a batch of scans: shared on PostgreSQL, so a roll-up step
+    /// (which takes it exclusively) waits for the batch and the batch for the step.
+    pub rollup_mark_shared: &'static str,
+    /// Reads the roll-up mark in a roll-up step, taking it exclusively on PostgreSQL.
+    pub rollup_mark_locked: &'static str,
+    /// The Unix second starting a scan's quarter-hour bucket, from `scanned_at`.
+    pub scan_bucket: &'static str,
 }
 
 pub(crate) const SQLITE: Dialect = Dialect {
     begin: "BEGIN IMMEDIATE",
     lock_org: "SELECT id FROM organizations WHERE id = $1",
+    read_snapshot: "BEGIN",
+    rollup_mark_shared: "SELECT through FROM qr_scan_rollup WHERE id = 1",
+    rollup_mark_locked: "SELECT through FROM qr_scan_rollup WHERE id = 1",
+    scan_bucket: "(CAST(strftime('%s', scanned_at) AS INTEGER) / 900) * 900",
 };
 
 pub(crate) const POSTGRES: Dialect = Dialect {
     begin: "BEGIN",
     lock_org: "SELECT id FROM organizations WHERE id = $1 FOR UPDATE",
+    read_snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    rollup_mark_shared: "SELECT through FROM qr_scan_rollup WHERE id = 1 FOR SHARE",
+    rollup_mark_locked: "SELECT through FROM qr_scan_rollup WHERE id = 1 FOR UPDATE",
+    scan_bucket: "CAST(floor(extract(epoch FROM scanned_at) / 900) * 900 AS BIGINT)",
 };
 
 macro_rules! org_cols {

@@ -464,7 +464,7 @@ pub async fn update_qr_code(
 ) -> Result<Json<QrCodeView>, ApiError> {
     let org = org_of(&auth)?;
     let store = state.store();
-    let current = store.get_qr_code(org, id).await.map_err(store_error)?.code;
+    let current = store.qr_code(org, id).await.map_err(store_error)?;
     let image_changed = body.fill_color.is_some()
         || body.back_color.is_some()
         || body.error_correction.is_some()
@@ -664,12 +664,7 @@ pub async fn qr_code_image(
         (Color::BLACK, Color::WHITE),
         4,
     )?;
-    let code = state
-        .store()
-        .get_qr_code(org, id)
-        .await
-        .map_err(store_error)?
-        .code;
+    let code = state.store().qr_code(org, id).await.map_err(store_error)?;
     let default_ecc = code.image.ecc.parse::<EcLevel>().unwrap_or(EcLevel::M);
     let colours = (
         code.image.fill_color.parse().unwrap_or(Color::BLACK),
@@ -781,11 +776,7 @@ pub async fn timeline(
         ApiError::invalid_field("tz", "not a known IANA time zone, such as Europe/Paris")
     })?;
     let org = org_of(&auth)?;
-    state
-        .store()
-        .get_qr_code(org, id)
-        .await
-        .map_err(store_error)?;
+    state.store().qr_code(org, id).await.map_err(store_error)?;
     let sums = state
         .store()
         .scan_days(id, line.boundaries())
@@ -909,11 +900,7 @@ pub async fn breakdown(
         }
     };
     let org = org_of(&auth)?;
-    state
-        .store()
-        .get_qr_code(org, id)
-        .await
-        .map_err(store_error)?;
+    state.store().qr_code(org, id).await.map_err(store_error)?;
     let rows = state
         .store()
         .scan_breakdown(id, from_day, today + 1)
@@ -999,12 +986,7 @@ pub async fn scans_csv(
     Path((_, id)): Path<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
     let org = org_of(&auth)?;
-    let code = state
-        .store()
-        .get_qr_code(org, id)
-        .await
-        .map_err(store_error)?
-        .code;
+    let code = state.store().qr_code(org, id).await.map_err(store_error)?;
     let store = state.store().clone();
     let header_line = Bytes::from_static(
         b"scanned_at,address,device,os,browser,referrer,source,visitor,first_visit\n",

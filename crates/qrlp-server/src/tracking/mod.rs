@@ -10,7 +10,9 @@
 //! - **Recorder** ([`recorder::Recorder`]): the redirect hands it the scan (address already
 //!   cut to /24 or /48) and returns; a task writes the pending scans every
 //!   [`recorder::FLUSH_INTERVAL`] in one transaction. A crash loses the scans of the last
-//!   interval (and of a write in progress): never more than about one second's.
+//!   interval (and of a write in progress): never more than about one second's. The
+//!   roll-ups (buckets, daily rows, totals) follow every [`recorder::ROLLUP_INTERVAL`]
+//!   ([`recorder::roll_up`]); reads add the scans not rolled up yet.
 
 pub mod cache;
 pub mod recorder;
@@ -74,6 +76,10 @@ impl Tracking {
             Arc::clone(&self.recorder).run(self.stop.subscribe()),
         ));
         tasks.push(tokio::spawn(Arc::clone(self).poll(self.stop.subscribe())));
+        tasks.push(tokio::spawn(recorder::roll_up(
+            self.store.clone(),
+            self.stop.subscribe(),
+        )));
     }
 
     /// Stops the tasks after writing the scans still pending.

@@ -39,6 +39,12 @@ pub const MAX_PENDING: usize = 500_000;
 pub const MAX_LAG: Duration = Duration::from_millis(750);
 /// Longest a redirect waits for the writer.
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
+/// How often the roll-up step runs ([`roll_up`]).
+pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(5);
+/// How far behind the present each roll-up step stops: scans are usually written within
+/// [`MAX_LAG`] plus [`MAX_WAIT`] of being made, so later ones rarely land behind the mark
+/// (those that do are rolled up by their own batch).
+pub const ROLLUP_DELAY: Duration = Duration::from_secs(2);
 /// Longest user agent and referrer kept in memory.
 const MAX_HEADER_CHARS: usize = 512;
 
@@ -309,6 +315,43 @@ impl Recorder {
             batch.truncate(MAX_PENDING);
         }
         *pending = batch;
+    }
+}
+
+/// The roll-up task: every [`ROLLUP_INTERVAL`] (and once more at `stop`), adds the scans
+/// stored since the last step and made up to [`ROLLUP_DELAY`] ago to the roll-ups
+/// ([`Store::roll_up_scans`]), chunk after chunk while a backlog waits. Reads add the scans
+/// after the mark themselves, so counts never wait for this task; it keeps the roll-up
+/// tables doing the work for long periods.
+pub async fn roll_up(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(ROLLUP_INTERVAL) => false,
+            _ = stop.changed() => true,
+        };
+        loop {
+            let until = OffsetDateTime::now_utc() - ROLLUP_DELAY;
+            let started = std::time::Instant::now();
+            let step = store.roll_up_scans(until).await;
+            if let Ok(n) = step {
+                tracing::debug!(
+                    scans = n,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "roll-up step"
+                );
+            }
+            match step {
+                Ok(n) if n >= qrlp_store::ROLLUP_CHUNK && !*stop.borrow() => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot roll up scans; retrying at the next step");
+                    break;
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

@@ -948,6 +948,169 @@ async fn counting_on_postgres() {
     counting(&h).await;
 }
 
+/// Every read of a code (its totals, the list, the timeline, the breakdown, the export)
+/// counts each scan once, whether its roll-up was written by its own batch (before any
+/// roll-up step, or made before the mark) or by a roll-up step, and whether that step has
+/// run yet. The server's own roll-up task runs meanwhile, so every check holds at any
+/// interleaving; after a step past every scan the roll-up tables alone answer, so a scan
+/// rolled up twice would show.
+async fn rolled_up_once(h: &Harness) {
+    let org = h.org("Roll-ups").await;
+    let code = h.create(&org, "Rolled", "https://example.com").await;
+    let id = code["id"].as_str().unwrap().to_string();
+    let code_id = Uuid::parse_str(&id).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let scan = |ago: i64, browser: &str| ScanRecord {
+        id: Uuid::now_v7(),
+        qr_code_id: code_id,
+        at: now - time::Duration::seconds(ago),
+        address: "203.0.113.0".into(),
+        device: "mobile".into(),
+        os: "iPhone".into(),
+        browser: browser.into(),
+        referrer: None,
+        source: ScanSource::Qr,
+        visitor: [ago as u8; 16],
+    };
+    let base = format!("/api/organizations/{}/qr-codes/{id}", org.id);
+    let check = |scans: u64, safari: u64, last_ago: i64| {
+        let base = base.clone();
+        let org = &org;
+        async move {
+            let v = h.ok(Method::GET, &base, &org.key, None, 200).await;
+            assert_eq!(v["totals"]["scans"], scans, "{v}");
+            // Each scan is a new visitor (visitor hashes all differ).
+            assert_eq!(v["totals"]["unique_visitors"], scans, "{v}");
+            let last = time::OffsetDateTime::parse(
+                v["totals"]["last_scan_at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            assert!(
+                (last - (now - time::Duration::seconds(last_ago))).abs()
+                    < time::Duration::seconds(1),
+                "{v}"
+            );
+            let list = h
+                .ok(
+                    Method::GET,
+                    &format!("/api/organizations/{}/qr-codes", org.id),
+                    &org.key,
+                    None,
+                    200,
+                )
+                .await;
+            assert_eq!(list["qr_codes"][0]["totals"]["scans"], scans, "{list}");
+            let t = h
+                .ok(
+                    Method::GET,
+                    &format!("{base}/timeline?period=7d"),
+                    &org.key,
+                    None,
+                    200,
+                )
+                .await;
+            assert_eq!(t["totals"]["scans"], scans, "{t}");
+            let day_sum: u64 = t["days"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["scans"].as_u64().unwrap())
+                .sum();
+            assert_eq!(day_sum, scans, "{t}");
+            let b = h
+                .ok(
+                    Method::GET,
+                    &format!("{base}/breakdown?period=7d"),
+                    &org.key,
+                    None,
+                    200,
+                )
+                .await;
+            assert_eq!(b["scans"], scans, "{b}");
+            assert_eq!(
+                b["devices"],
+                json!([{"value": "mobile", "count": scans}]),
+                "{b}"
+            );
+            let found = b["browsers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["value"] == "Safari")
+                .map_or(0, |x| x["count"].as_u64().unwrap());
+            assert_eq!(found, safari, "{b}");
+            let csv = h
+                .raw(
+                    Method::GET,
+                    &format!("{base}/scans.csv"),
+                    &org.key,
+                    None,
+                    &[],
+                )
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(csv.lines().count() as u64, 1 + scans, "{csv}");
+        }
+    };
+    // Rolled up by their batch (no step yet, or made before the mark).
+    h.store
+        .record_scans(&[scan(600, "Safari"), scan(590, "Safari")], &[])
+        .await
+        .unwrap();
+    h.store
+        .roll_up_scans(now - time::Duration::seconds(300))
+        .await
+        .unwrap();
+    // After the mark (unless the server's task has moved it past them since).
+    h.store
+        .record_scans(
+            &[scan(60, "Chrome"), scan(50, "Safari"), scan(40, "Safari")],
+            &[],
+        )
+        .await
+        .unwrap();
+    check(5, 4, 40).await;
+    // Late: made before the mark, stored after it moved.
+    h.store
+        .record_scans(&[scan(900, "Safari")], &[])
+        .await
+        .unwrap();
+    check(6, 5, 40).await;
+    // A step past every scan: the roll-up tables alone hold them, each once.
+    h.store
+        .roll_up_scans(now + time::Duration::hours(1))
+        .await
+        .unwrap();
+    check(6, 5, 40).await;
+    h.store
+        .record_scans(&[scan(10, "Safari")], &[])
+        .await
+        .unwrap();
+    check(7, 6, 10).await;
+    // Steps with nothing new change nothing.
+    h.store
+        .roll_up_scans(now + time::Duration::hours(2))
+        .await
+        .unwrap();
+    check(7, 6, 10).await;
+}
+
+#[tokio::test]
+async fn scans_are_rolled_up_once_and_read_exactly_on_sqlite() {
+    rolled_up_once(&Harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn scans_are_rolled_up_once_and_read_exactly_on_postgres() {
+    let Some(h) = Harness::postgres().await else {
+        return;
+    };
+    rolled_up_once(&h).await;
+}
+
 #[tokio::test]
 async fn a_scan_just_before_and_after_midnight_in_new_york_lands_on_its_local_day() {
     let h = Harness::sqlite().await;
