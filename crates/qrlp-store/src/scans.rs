@@ -506,6 +506,17 @@ impl Store {
     /// time) and rolls up itself the scans it stores that are not after the mark. The first
     /// step sets the mark past every stored scan (all rolled up by their batches until then).
     pub async fn roll_up_scans(&self, until: OffsetDateTime) -> Result<u64, StoreError> {
+        self.roll_up_scans_when(until, std::future::ready(())).await
+    }
+
+    /// [`Store::roll_up_scans`], taking the write lock only once `ready` completes (the
+    /// recorder passes "right after my next write", so the step's short write falls in the
+    /// recorder's pause instead of holding up a batch already waiting).
+    pub async fn roll_up_scans_when(
+        &self,
+        until: OffsetDateTime,
+        ready: impl std::future::Future<Output = ()>,
+    ) -> Result<u64, StoreError> {
         let until = truncate(until);
         on_pool!(self, |pool, d| {
             // Read and sum, without the write lock.
@@ -532,6 +543,9 @@ impl Store {
             tx.commit().await?;
 
             // Write under the lock, if nothing moved meanwhile.
+            if planned.is_some() {
+                ready.await;
+            }
             let mut tx = pool.begin_with(d.begin).await?;
             let now_mark: Option<Ts> = sqlx::query_scalar(d.rollup_mark_locked)
                 .fetch_one(&mut *tx)

@@ -78,6 +78,7 @@ impl Tracking {
         tasks.push(tokio::spawn(Arc::clone(self).poll(self.stop.subscribe())));
         tasks.push(tokio::spawn(recorder::roll_up(
             self.store.clone(),
+            Arc::clone(&self.recorder),
             self.stop.subscribe(),
         )));
     }

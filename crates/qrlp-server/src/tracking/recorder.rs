@@ -185,6 +185,11 @@ impl Recorder {
         }
     }
 
+    /// Returns right after the next write that stores a batch, or after `at_most`.
+    pub async fn after_next_write(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.written.notified()).await;
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> RecorderStats {
         RecorderStats {
@@ -323,7 +328,11 @@ impl Recorder {
 /// ([`Store::roll_up_scans`]), chunk after chunk while a backlog waits. Reads add the scans
 /// after the mark themselves, so counts never wait for this task; it keeps the roll-up
 /// tables doing the work for long periods.
-pub async fn roll_up(store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn roll_up(
+    store: Store,
+    recorder: Arc<Recorder>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(ROLLUP_INTERVAL) => false,
@@ -332,7 +341,9 @@ pub async fn roll_up(store: Store, mut stop: tokio::sync::watch::Receiver<bool>)
         loop {
             let until = OffsetDateTime::now_utc() - ROLLUP_DELAY;
             let started = std::time::Instant::now();
-            let step = store.roll_up_scans(until).await;
+            // The step's write goes in right after a batch, while the next one gathers.
+            let ready = recorder.after_next_write(FLUSH_INTERVAL * 2);
+            let step = store.roll_up_scans_when(until, ready).await;
             if let Ok(n) = step {
                 tracing::debug!(
                     scans = n,
