@@ -42,7 +42,7 @@ start_server() { # dir port extra-env... -- db flags...
     local dir=$1 port=$2
     shift 2
     env QRLP_WEBHOOKS_ALLOW_PRIVATE_TARGETS=true "$@" "$qrlp" serve --port "$port" \
-        --data-dir "$dir/data" "${db_flag[@]}" --log-level warn >>"$dir/server.log" 2>&1 &
+        --data-dir "$dir/data" "${db_flag[@]}" >>"$dir/server.log" 2>&1 &
     server=$!
     pids+=("$server")
     wait_http "http://127.0.0.1:$port/healthz"
