@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Chains and webhooks under load, release build, loopback, default settings (plus
 # webhooks.allow_private_targets, as the receiver is local):
-# 1. valid scans over 64 chains at 32 connections for SECONDS (default 20): throughput and
+# 1. valid scans over 64 chains at 32 connections for SECONDS (default 15): throughput and
 #    latency percentiles of acknowledged scans (qrlp-chain-load submits precomputed valid
 #    values, one POST per scan); then the server is killed with kill -9, restarted, and
 #    every acknowledged scan must be there (durability: SQLite runs synchronous=FULL);
 # 2. 10,000 events queued while no worker runs, then a server with the default worker
 #    started next to a local receiver: the time until all 10,000 distinct webhook-ids arrive.
 # usage: scripts/bench-chains.sh [sqlite|postgres|both] [SECONDS]
+# The chains belong to one organization, whose budget (the enterprise plan: 100,000 requests
+# an hour) ends a run of more than about 20 s at 5,000 scans/s with 429s; for longer runs,
+# QRLP_RATE_LIMIT_ENABLED=false (passed to the server) lifts the budget.
 # PostgreSQL: QRLP_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 # Ports 19120-19129. BENCH_PROFILE=debug runs the debug build (to test the script only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which_backends=${1:-both}
-seconds=${2:-20}
+seconds=${2:-15}
 pg_base=${QRLP_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 . scripts/ci/seed003/lib.sh
 

@@ -85,25 +85,39 @@ macro_rules! enqueue_event {
         let org: ::uuid::Uuid = $org;
         let at = $crate::db::Ts($at);
         let id = ::uuid::Uuid::now_v7();
-        let inserted = sqlx::query($crate::webhooks::INSERT_EVENT)
-            .bind(id)
-            .bind(org)
-            .bind(payload.event())
-            .bind(payload.to_json())
-            .bind(at)
-            .execute(&mut *$tx)
-            .await;
-        match inserted {
-            Err(e) => Err(e),
-            Ok(_) => sqlx::query($crate::webhooks::FAN_OUT)
+        let in_one = $crate::webhooks::enqueue_in_one(&*$tx);
+        if let Some(sql) = in_one {
+            sqlx::query(sql)
                 .bind(id)
                 .bind(org)
-                .bind(at)
                 .bind(payload.event())
+                .bind(payload.to_json())
+                .bind(at)
                 .bind(::qrlp_webhook::catalogue::in_wildcard(payload.event()))
                 .execute(&mut *$tx)
                 .await
-                .map(|_| id),
+                .map(|_| id)
+        } else {
+            let inserted = sqlx::query($crate::webhooks::INSERT_EVENT)
+                .bind(id)
+                .bind(org)
+                .bind(payload.event())
+                .bind(payload.to_json())
+                .bind(at)
+                .execute(&mut *$tx)
+                .await;
+            match inserted {
+                Err(e) => Err(e),
+                Ok(_) => sqlx::query($crate::webhooks::FAN_OUT)
+                    .bind(id)
+                    .bind(org)
+                    .bind(at)
+                    .bind(payload.event())
+                    .bind(::qrlp_webhook::catalogue::in_wildcard(payload.event()))
+                    .execute(&mut *$tx)
+                    .await
+                    .map(|_| id),
+            }
         }
     }};
 }
