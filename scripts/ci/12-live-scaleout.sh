@@ -39,7 +39,8 @@ export QRLP_LOG_LEVEL=info
 # /metrics with a bearer token (it is not public otherwise).
 QRLP_STORAGE_ENCRYPTION_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 export QRLP_STORAGE_ENCRYPTION_KEY
-metrics_token="ci-metrics-$$"
+# At least 16 characters whatever the PID (the configuration refuses shorter tokens).
+metrics_token="ci-metrics-token-$$"
 export QRLP_METRICS_TOKEN="$metrics_token"
 
 "$QRLP_BIN" migrate >/dev/null
