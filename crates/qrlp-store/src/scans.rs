@@ -541,6 +541,10 @@ impl Store {
                 planned = Some((mark, through, rollup, n));
             }
             tx.commit().await?;
+            if mark.is_some() && planned.is_none() {
+                // Nothing new: no write transaction.
+                return Ok(0);
+            }
 
             // Write under the lock, if nothing moved meanwhile.
             if planned.is_some() {
