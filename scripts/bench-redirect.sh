@@ -198,6 +198,25 @@ echo "   the recorder's count settled $(python3 -c "import time; print(f'{time.t
 wrk_total=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["requests"] for f in sys.argv[1:]))' "$OUT"/redirect-*.json)
 echo "== counting: server answered $served redirects (302), recorded $rec scans, wrk completed $wrk_total"
 [ "$served" = "$rec" ] && echo "recorded == 302s answered: yes" || echo "recorded == 302s answered: NO"
+# The recorder's own figures: batch writes, the longest one, redirects held back by the
+# back-pressure (see crates/qrlp-server/src/tracking/recorder.rs) and the longest roll-up step.
+curl -fsS "http://$METRICS_ADDR/metrics" > "$OUT/metrics.txt"
+python3 - "$OUT/metrics.txt" <<'PY'
+import sys
+m = {}
+for line in open(sys.argv[1]):
+    if line.startswith("qrlp_scan"):
+        name, value = line.split()
+        m[name] = float(value)
+g = lambda name: m.get(name, 0.0)
+w = g("qrlp_scan_writes_total")
+print(f"   recorder: {w:,.0f} writes, mean {g('qrlp_scan_write_seconds_total') / max(w, 1) * 1000:.1f} ms, "
+      f"longest {g('qrlp_scan_write_longest_seconds') * 1000:.0f} ms; "
+      f"{g('qrlp_scan_backpressure_waits_total'):,.0f} redirects held back "
+      f"({g('qrlp_scan_backpressure_wait_seconds_total'):.2f} s in all); "
+      f"{g('qrlp_scan_rollup_steps_total'):,.0f} roll-up steps, longest "
+      f"{g('qrlp_scan_rollup_longest_seconds') * 1000:.0f} ms")
+PY
 
 echo "== 1-year timeline of a code with $SCANS scans"
 YEAR=$(curl -fsS -H "x-api-key: $KEY" -H 'content-type: application/json' \

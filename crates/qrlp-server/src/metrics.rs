@@ -14,7 +14,11 @@
 //!   full (see [`crate::logging`]);
 //! - `qrlp_connections_refused_total` counter: connections closed at once because
 //!   `server.max_connections` were open;
-//! - `process_resident_memory_bytes` and `process_start_time_seconds` gauges.
+//! - `process_resident_memory_bytes` and `process_start_time_seconds` gauges;
+//! - the scan recorder's series (`qrlp_scans_*`, `qrlp_scan_*`: scans accepted, stored,
+//!   dropped; batch writes and their time; redirects held back while the writer catches up;
+//!   see [`crate::tracking::recorder::Recorder::write_metrics`]);
+//! - live channels' series (see [`crate::live`]).
 //!
 //! Where it is served: on the public listener only with `metrics.token` (a bearer token),
 //! and without a token on `metrics.listen`; with neither, nowhere.
@@ -337,6 +341,7 @@ pub async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) 
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut text = state.metrics().render();
     state.live().write_metrics(&mut text);
+    state.tracking().recorder().write_metrics(&mut text);
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,6 +1,8 @@
 //! Records of tracked QR codes (issue 13): codes, their totals, the business card, the
 //! per-organization tracking settings, scans as recorded and the analytics read back.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -214,15 +216,18 @@ pub struct ScanRecord {
     /// When.
     pub at: OffsetDateTime,
     /// Anonymised address (`203.0.113.0`, `2001:db8:1::`).
-    pub address: String,
+    ///
+    /// The text fields are shared strings: a batch holds a few distinct values many times
+    /// over, and they are bound to statements without being copied.
+    pub address: Arc<str>,
     /// Device class.
-    pub device: String,
+    pub device: Arc<str>,
     /// OS family.
-    pub os: String,
+    pub os: Arc<str>,
     /// Browser family.
-    pub browser: String,
+    pub browser: Arc<str>,
     /// Referrer domain.
-    pub referrer: Option<String>,
+    pub referrer: Option<Arc<str>>,
     /// QR or link.
     pub source: ScanSource,
     /// Salted visitor hash of the scan's UTC day.

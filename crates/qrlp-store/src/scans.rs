@@ -8,6 +8,7 @@
 //! events of the organizations that subscribed to them by name.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::AssertSqlSafe;
 use time::OffsetDateTime;
@@ -18,7 +19,9 @@ use qrlp_webhook::{catalogue, Payload};
 use crate::chains::seed_timestamp;
 use crate::db::{now, truncate, Ts};
 use crate::error::StoreError;
-use crate::qr_model::{BotVisit, QrCodeStats, RecordOutcome, ScanBucket, ScanRecord, StoredScan};
+use crate::qr_model::{
+    BotVisit, QrCodeStats, RecordOutcome, ScanBucket, ScanRecord, ScanSource, StoredScan,
+};
 use crate::{to_u64, Store};
 
 /// Seconds in a roll-up bucket (a quarter hour).
@@ -355,138 +358,176 @@ impl Store {
             .filter(|v| !known.set.contains(*v))
             .copied()
             .collect();
-        let outcome = on_pool!(self, |pool, d| {
-            let mut tx = pool.begin_with(d.begin).await?;
-            let mut new_visitors: HashSet<(Uuid, i64, Vec<u8>)> = HashSet::new();
-            for chunk in unknown.chunks(CHUNK) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO qr_scan_visitors (qr_code_id, day, visitor) ",
-                );
-                q.push_values(chunk, |mut b, (code, day, visitor)| {
-                    b.push_bind(*code)
-                        .push_bind(*day)
-                        .push_bind(visitor.to_vec());
-                });
-                q.push(" ON CONFLICT DO NOTHING RETURNING qr_code_id, day, visitor");
-                let rows: Vec<(Uuid, i64, Vec<u8>)> =
-                    q.build_query_as().fetch_all(&mut *tx).await?;
-                new_visitors.extend(rows);
-            }
-            let mut inserted: HashSet<Uuid> = HashSet::new();
-            let mut first = Vec::with_capacity(scans.len());
-            for s in scans {
-                // The first scan of the batch for a new visitor takes the mark.
-                first.push(new_visitors.remove(&(s.qr_code_id, day(s.at), s.visitor.to_vec())));
-            }
-            let marked: Vec<(&ScanRecord, bool)> = scans.iter().zip(first).collect();
-            for chunk in marked.chunks(CHUNK) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO qr_scans (id, qr_code_id, scanned_at, address, device, os, \
-                     browser, referrer, source, visitor, first_visit) ",
-                );
-                q.push_values(chunk, |mut b, (s, first)| {
-                    b.push_bind(s.id)
-                        .push_bind(s.qr_code_id)
-                        .push_bind(Ts(s.at))
-                        .push_bind(s.address.clone())
-                        .push_bind(s.device.clone())
-                        .push_bind(s.os.clone())
-                        .push_bind(s.browser.clone())
-                        .push_bind(s.referrer.clone().unwrap_or_default())
-                        .push_bind(s.source.as_str())
-                        .push_bind(s.visitor.to_vec())
-                        .push_bind(*first);
-                });
-                q.push(" ON CONFLICT DO NOTHING RETURNING id");
-                let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                inserted.extend(rows.into_iter().map(|(id,)| id));
-            }
-
-            // Scans made after the roll-up mark are rolled up by the next roll-up step;
-            // those made up to it (late, or before any step ran) by this batch.
-            let mark: Option<Ts> = sqlx::query_scalar(d.rollup_mark_shared)
-                .fetch_one(&mut *tx)
-                .await?;
-            let mut rollup = RollUp::default();
-            let mut touched: HashSet<Uuid> = HashSet::new();
-            let mut outcome = RecordOutcome::default();
-            for (s, first) in &marked {
-                if !inserted.contains(&s.id) {
-                    continue;
-                }
-                outcome.scans += 1;
-                outcome.first_visits += u64::from(*first);
-                touched.insert(s.qr_code_id);
-                if mark.is_none_or(|m| truncate(s.at) <= m.0) {
-                    rollup.scan(
-                        s.qr_code_id,
-                        s.at,
-                        Dims {
-                            device: s.device.clone(),
-                            os: s.os.clone(),
-                            browser: s.browser.clone(),
-                            referrer: s.referrer.clone().unwrap_or_default(),
-                            source: s.source.as_str().to_string(),
-                        },
-                        *first,
+        // Shared values bound to every row (no copy per row).
+        let empty: Arc<str> = Arc::from("");
+        let sources: [Arc<str>; 2] = [
+            Arc::from(ScanSource::Qr.as_str()),
+            Arc::from(ScanSource::Link.as_str()),
+        ];
+        let source_of = |s: ScanSource| match s {
+            ScanSource::Qr => sources[0].clone(),
+            ScanSource::Link => sources[1].clone(),
+        };
+        // First without RETURNING: a batch whose scans are all new (every batch but a
+        // retried one) needs only the count of rows inserted. When some were already
+        // stored, the transaction is rolled back and run again asking for the ids inserted.
+        let mut careful = false;
+        let outcome = loop {
+            let attempt = on_pool!(self, |pool, d| 'attempt: {
+                let mut tx = pool.begin_with(d.begin).await?;
+                let mut new_visitors: HashSet<(Uuid, i64, [u8; 16])> = HashSet::new();
+                for chunk in unknown.chunks(CHUNK) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO qr_scan_visitors (qr_code_id, day, visitor) ",
+                    );
+                    q.push_values(chunk, |mut b, (code, day, visitor)| {
+                        b.push_bind(*code)
+                            .push_bind(*day)
+                            .push_bind(visitor.to_vec());
+                    });
+                    q.push(" ON CONFLICT DO NOTHING RETURNING qr_code_id, day, visitor");
+                    let rows: Vec<(Uuid, i64, Vec<u8>)> =
+                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    new_visitors.extend(
+                        rows.into_iter()
+                            .filter_map(|(c, d, v)| Some((c, d, <[u8; 16]>::try_from(v).ok()?))),
                     );
                 }
-            }
-            for bot in bots {
-                outcome.bots += 1;
-                touched.insert(bot.qr_code_id);
-                rollup.bot(bot.qr_code_id, bot.at, &bot.name);
-            }
-
-            // `qr.scan` events, only for codes whose organization has an active endpoint
-            // that names the type (`*` does not cover it): one query per batch otherwise.
-            let codes: Vec<Uuid> = touched.into_iter().collect();
-            let mut subscribed: HashMap<Uuid, (Uuid, String)> = HashMap::new();
-            for chunk in codes.chunks(CHUNK) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "SELECT c.id, c.org_id, c.slug FROM qr_codes c WHERE c.id IN (",
-                );
-                let mut list = q.separated(", ");
-                for code in chunk {
-                    list.push_bind(*code);
+                let mut inserted: HashSet<Uuid> = HashSet::new();
+                let mut first = Vec::with_capacity(scans.len());
+                for s in scans {
+                    // The first scan of the batch for a new visitor takes the mark.
+                    first.push(new_visitors.remove(&(s.qr_code_id, day(s.at), s.visitor)));
                 }
-                q.push(
-                    ") AND EXISTS (SELECT 1 FROM webhook_subscriptions s \
+                let marked: Vec<(&ScanRecord, bool)> = scans.iter().zip(first).collect();
+                let mut all_new = true;
+                for chunk in marked.chunks(CHUNK) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO qr_scans (id, qr_code_id, scanned_at, address, device, os, \
+                     browser, referrer, source, visitor, first_visit) ",
+                    );
+                    q.push_values(chunk, |mut b, (s, first)| {
+                        b.push_bind(s.id)
+                            .push_bind(s.qr_code_id)
+                            .push_bind(Ts(s.at))
+                            .push_bind(s.address.clone())
+                            .push_bind(s.device.clone())
+                            .push_bind(s.os.clone())
+                            .push_bind(s.browser.clone())
+                            .push_bind(s.referrer.clone().unwrap_or_else(|| empty.clone()))
+                            .push_bind(source_of(s.source))
+                            .push_bind(s.visitor.to_vec())
+                            .push_bind(*first);
+                    });
+                    if careful {
+                        q.push(" ON CONFLICT DO NOTHING RETURNING id");
+                        let rows: Vec<(Uuid,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                        inserted.extend(rows.into_iter().map(|(id,)| id));
+                    } else {
+                        q.push(" ON CONFLICT DO NOTHING");
+                        let done = q.build().execute(&mut *tx).await?.rows_affected();
+                        if done != chunk.len() as u64 {
+                            all_new = false;
+                            break;
+                        }
+                        inserted.extend(chunk.iter().map(|(s, _)| s.id));
+                    }
+                }
+                if !all_new {
+                    tx.rollback().await?;
+                    break 'attempt Ok::<_, StoreError>(None);
+                }
+
+                // Scans made after the roll-up mark are rolled up by the next roll-up step;
+                // those made up to it (late, or before any step ran) by this batch.
+                let mark: Option<Ts> = sqlx::query_scalar(d.rollup_mark_shared)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut rollup = RollUp::default();
+                let mut touched: HashSet<Uuid> = HashSet::new();
+                let mut outcome = RecordOutcome::default();
+                for (s, first) in &marked {
+                    if !inserted.contains(&s.id) {
+                        continue;
+                    }
+                    outcome.scans += 1;
+                    outcome.first_visits += u64::from(*first);
+                    touched.insert(s.qr_code_id);
+                    if mark.is_none_or(|m| truncate(s.at) <= m.0) {
+                        rollup.scan(
+                            s.qr_code_id,
+                            s.at,
+                            Dims {
+                                device: s.device.to_string(),
+                                os: s.os.to_string(),
+                                browser: s.browser.to_string(),
+                                referrer: s.referrer.as_deref().unwrap_or_default().to_string(),
+                                source: s.source.as_str().to_string(),
+                            },
+                            *first,
+                        );
+                    }
+                }
+                for bot in bots {
+                    outcome.bots += 1;
+                    touched.insert(bot.qr_code_id);
+                    rollup.bot(bot.qr_code_id, bot.at, &bot.name);
+                }
+
+                // `qr.scan` events, only for codes whose organization has an active endpoint
+                // that names the type (`*` does not cover it): one query per batch otherwise.
+                let codes: Vec<Uuid> = touched.into_iter().collect();
+                let mut subscribed: HashMap<Uuid, (Uuid, String)> = HashMap::new();
+                for chunk in codes.chunks(CHUNK) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "SELECT c.id, c.org_id, c.slug FROM qr_codes c WHERE c.id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for code in chunk {
+                        list.push_bind(*code);
+                    }
+                    q.push(
+                        ") AND EXISTS (SELECT 1 FROM webhook_subscriptions s \
                      JOIN webhook_endpoints e ON e.id = s.endpoint_id \
                      WHERE s.org_id = c.org_id AND s.event_type = ",
-                );
-                q.push_bind(catalogue::QR_SCAN);
-                q.push(" AND e.is_active)");
-                let rows: Vec<(Uuid, Uuid, String)> =
-                    q.build_query_as().fetch_all(&mut *tx).await?;
-                subscribed.extend(rows.into_iter().map(|(id, org, slug)| (id, (org, slug))));
-            }
-            for (s, first) in &marked {
-                let Some((org, slug)) = subscribed.get(&s.qr_code_id) else {
-                    continue;
-                };
-                if !inserted.contains(&s.id) {
-                    continue;
+                    );
+                    q.push_bind(catalogue::QR_SCAN);
+                    q.push(" AND e.is_active)");
+                    let rows: Vec<(Uuid, Uuid, String)> =
+                        q.build_query_as().fetch_all(&mut *tx).await?;
+                    subscribed.extend(rows.into_iter().map(|(id, org, slug)| (id, (org, slug))));
                 }
-                let payload = Payload::new(catalogue::QR_SCAN)
-                    .with("qr_code_id", s.qr_code_id.to_string())
-                    .with("organization_id", org.to_string())
-                    .with("slug", slug.as_str())
-                    .with("scan_id", s.id.to_string())
-                    .with("scanned_at", seed_timestamp(s.at))
-                    .with("source", s.source.as_str())
-                    .with("device", s.device.as_str())
-                    .with("os", s.os.as_str())
-                    .with("browser", s.browser.as_str())
-                    .with("referrer", s.referrer.as_deref())
-                    .with("unique_visitor", *first);
-                enqueue_event!(tx, *org, &payload, s.at)?;
-            }
+                for (s, first) in &marked {
+                    let Some((org, slug)) = subscribed.get(&s.qr_code_id) else {
+                        continue;
+                    };
+                    if !inserted.contains(&s.id) {
+                        continue;
+                    }
+                    let payload = Payload::new(catalogue::QR_SCAN)
+                        .with("qr_code_id", s.qr_code_id.to_string())
+                        .with("organization_id", org.to_string())
+                        .with("slug", slug.as_str())
+                        .with("scan_id", s.id.to_string())
+                        .with("scanned_at", seed_timestamp(s.at))
+                        .with("source", s.source.as_str())
+                        .with("device", &*s.device)
+                        .with("os", &*s.os)
+                        .with("browser", &*s.browser)
+                        .with("referrer", s.referrer.as_deref())
+                        .with("unique_visitor", *first);
+                    enqueue_event!(tx, *org, &payload, s.at)?;
+                }
 
-            write_rollup!(tx, rollup);
-            tx.commit().await?;
-            Ok::<_, StoreError>(outcome)
-        })?;
+                write_rollup!(tx, rollup);
+                tx.commit().await?;
+                Ok::<_, StoreError>(Some(outcome))
+            })?;
+            match attempt {
+                Some(outcome) => break outcome,
+                None => careful = true,
+            }
+        };
         known.remember(&visitors);
         Ok(outcome)
     }

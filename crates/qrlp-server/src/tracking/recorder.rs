@@ -88,6 +88,22 @@ pub struct RecorderStats {
     pub bots: u64,
     /// Dropped because the buffer was full.
     pub dropped: u64,
+    /// Writes that stored a batch.
+    pub writes: u64,
+    /// Writes that failed (their batch was kept for the next one).
+    pub failed_writes: u64,
+    /// Time spent in stored writes (classification and transaction), in microseconds.
+    pub write_micros: u64,
+    /// The longest write so far, in microseconds.
+    pub longest_write_micros: u64,
+    /// Redirects that waited for the writer before answering (back-pressure).
+    pub waits: u64,
+    /// Time those redirects waited, in microseconds.
+    pub wait_micros: u64,
+    /// Completed roll-up steps.
+    pub rollup_steps: u64,
+    /// The longest roll-up step so far, in microseconds.
+    pub longest_rollup_micros: u64,
 }
 
 /// See the module documentation.
@@ -109,6 +125,13 @@ pub struct Recorder {
     bots: AtomicU64,
     dropped: AtomicU64,
     flushes: AtomicU64,
+    failed_writes: AtomicU64,
+    write_micros: AtomicU64,
+    longest_write_micros: AtomicU64,
+    waits: AtomicU64,
+    wait_micros: AtomicU64,
+    rollup_steps: AtomicU64,
+    longest_rollup_micros: AtomicU64,
 }
 
 impl Recorder {
@@ -128,6 +151,13 @@ impl Recorder {
             bots: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            failed_writes: AtomicU64::new(0),
+            write_micros: AtomicU64::new(0),
+            longest_write_micros: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
+            wait_micros: AtomicU64::new(0),
+            rollup_steps: AtomicU64::new(0),
+            longest_rollup_micros: AtomicU64::new(0),
         }
     }
 
@@ -165,7 +195,9 @@ impl Recorder {
     /// (a visitor who leaves while waiting is not recorded), which keeps the scans a crash
     /// can lose to about [`MAX_LAG`] of them. Returns at once when the writer keeps up.
     pub async fn keep_up(&self) {
-        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        let started = tokio::time::Instant::now();
+        let deadline = started + MAX_WAIT;
+        let mut waited = false;
         loop {
             let written = self.written.notified();
             tokio::pin!(written);
@@ -177,11 +209,17 @@ impl Recorder {
                 .first()
                 .map(|s| s.at);
             if !self.lagging(OffsetDateTime::now_utc(), oldest) {
-                return;
+                break;
             }
+            waited = true;
             if tokio::time::timeout_at(deadline, written).await.is_err() {
-                return;
+                break;
             }
+        }
+        if waited {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+            self.wait_micros
+                .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
         }
     }
 
@@ -197,7 +235,109 @@ impl Recorder {
             recorded: self.recorded.load(Ordering::Relaxed),
             bots: self.bots.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            writes: self.flushes.load(Ordering::Relaxed),
+            failed_writes: self.failed_writes.load(Ordering::Relaxed),
+            write_micros: self.write_micros.load(Ordering::Relaxed),
+            longest_write_micros: self.longest_write_micros.load(Ordering::Relaxed),
+            waits: self.waits.load(Ordering::Relaxed),
+            wait_micros: self.wait_micros.load(Ordering::Relaxed),
+            rollup_steps: self.rollup_steps.load(Ordering::Relaxed),
+            longest_rollup_micros: self.longest_rollup_micros.load(Ordering::Relaxed),
         }
+    }
+
+    /// Writes the recorder's series in Prometheus text format (see [`crate::metrics`]).
+    pub fn write_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let s = self.stats();
+        let secs = |us: u64| us as f64 / 1e6;
+        let series: [(&str, &str, &str, f64); 12] = [
+            (
+                "qrlp_scans_accepted_total",
+                "counter",
+                "Scans handed to the recorder by redirects (bot visits included).",
+                s.accepted as f64,
+            ),
+            (
+                "qrlp_scans_recorded_total",
+                "counter",
+                "Scans stored.",
+                s.recorded as f64,
+            ),
+            (
+                "qrlp_scan_bot_visits_total",
+                "counter",
+                "Visits of bots and link previewers, counted apart from scans.",
+                s.bots as f64,
+            ),
+            (
+                "qrlp_scans_dropped_total",
+                "counter",
+                "Scans dropped because the recorder's buffer was full.",
+                s.dropped as f64,
+            ),
+            (
+                "qrlp_scan_writes_total",
+                "counter",
+                "Batches of scans stored.",
+                s.writes as f64,
+            ),
+            (
+                "qrlp_scan_write_failures_total",
+                "counter",
+                "Batch writes that failed (the batch is kept for the next one).",
+                s.failed_writes as f64,
+            ),
+            (
+                "qrlp_scan_write_seconds_total",
+                "counter",
+                "Time spent storing batches of scans.",
+                secs(s.write_micros),
+            ),
+            (
+                "qrlp_scan_write_longest_seconds",
+                "gauge",
+                "The longest batch write since the server started.",
+                secs(s.longest_write_micros),
+            ),
+            (
+                "qrlp_scan_backpressure_waits_total",
+                "counter",
+                "Redirects that waited for the recorder before answering.",
+                s.waits as f64,
+            ),
+            (
+                "qrlp_scan_backpressure_wait_seconds_total",
+                "counter",
+                "Time redirects spent waiting for the recorder.",
+                secs(s.wait_micros),
+            ),
+            (
+                "qrlp_scan_rollup_steps_total",
+                "counter",
+                "Roll-up steps completed.",
+                s.rollup_steps as f64,
+            ),
+            (
+                "qrlp_scan_rollup_longest_seconds",
+                "gauge",
+                "The longest roll-up step since the server started.",
+                secs(s.longest_rollup_micros),
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+
+    /// Counts a completed roll-up step that took `took`.
+    fn rolled_up(&self, took: Duration) {
+        self.rollup_steps.fetch_add(1, Ordering::Relaxed);
+        self.longest_rollup_micros
+            .fetch_max(micros(took), Ordering::Relaxed);
     }
 
     /// Number of completed writes (for tests that wait for one).
@@ -274,6 +414,7 @@ impl Recorder {
         }
         let oldest = batch.iter().map(|s| nanos(s.at)).min().unwrap_or(i64::MAX);
         self.writing_since.store(oldest, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let classifier = Arc::clone(&self.classifier);
         let salts_now = salts.clone();
         let classified = tokio::task::spawn_blocking(move || {
@@ -293,6 +434,15 @@ impl Recorder {
             .await
         {
             Ok(outcome) => {
+                let took = micros(started.elapsed());
+                self.write_micros.fetch_add(took, Ordering::Relaxed);
+                self.longest_write_micros.fetch_max(took, Ordering::Relaxed);
+                tracing::debug!(
+                    scans = outcome.scans,
+                    bots = outcome.bots,
+                    elapsed_ms = took / 1000,
+                    "scans written"
+                );
                 self.recorded.fetch_add(outcome.scans, Ordering::Relaxed);
                 self.bots.fetch_add(outcome.bots, Ordering::Relaxed);
                 self.flushes.fetch_add(1, Ordering::Relaxed);
@@ -301,6 +451,7 @@ impl Recorder {
                 self.written.notify_waiters();
             }
             Err(e) => {
+                self.failed_writes.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, scans = batch.len(), "cannot store scans; kept for the next write");
                 self.put_back(batch);
                 self.writing_since.store(i64::MAX, Ordering::Relaxed);
@@ -345,6 +496,7 @@ pub async fn roll_up(
             let ready = recorder.after_next_write(FLUSH_INTERVAL * 2);
             let step = store.roll_up_scans_when(until, ready).await;
             if let Ok(n) = step {
+                recorder.rolled_up(started.elapsed());
                 tracing::debug!(
                     scans = n,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -366,39 +518,61 @@ pub async fn roll_up(
     }
 }
 
-/// Turns pending scans into stored records and bot visits. User agents repeat, so each
-/// distinct one is parsed once per batch.
+/// Turns pending scans into stored records and bot visits. User agents and anonymised
+/// addresses repeat, so each distinct one is parsed or written out once per batch, and its
+/// text is shared by the batch's records.
 fn classify(
     classifier: &Classifier,
     batch: &[PendingScan],
     salts: &HashMap<i64, [u8; 32]>,
 ) -> (Vec<ScanRecord>, Vec<BotVisit>) {
-    let mut parsed: HashMap<&str, Visit> = HashMap::new();
+    /// Device class, OS and browser, shared by the records of one batch.
+    type Shared = (Arc<str>, Arc<str>, Arc<str>);
+    /// A parsed user agent.
+    enum Seen {
+        Bot(String),
+        Human(Shared),
+    }
+    let shared = |agent: Agent| -> Shared {
+        (
+            Arc::from(agent.device.as_str()),
+            Arc::from(agent.os),
+            Arc::from(agent.browser),
+        )
+    };
+    let unknown = shared(Agent::unknown());
+    let mut parsed: HashMap<&str, Seen> = HashMap::new();
+    let mut addresses: HashMap<IpAddr, Arc<str>> = HashMap::new();
     let mut scans = Vec::with_capacity(batch.len());
     let mut bots = Vec::new();
     for s in batch {
         let ua = s.user_agent.as_deref().unwrap_or("");
-        let visit = parsed
+        let seen = parsed
             .entry(ua)
-            .or_insert_with(|| classifier.classify(ua))
-            .clone();
-        let agent = match visit {
-            Visit::Bot(name) => {
+            .or_insert_with(|| match classifier.classify(ua) {
+                Visit::Bot(name) => Seen::Bot(name),
+                Visit::Human(agent) => Seen::Human(shared(agent)),
+            });
+        let agent = match seen {
+            Seen::Bot(name) => {
                 bots.push(BotVisit {
                     qr_code_id: s.qr_code_id,
                     at: s.at,
-                    name,
+                    name: name.clone(),
                 });
                 continue;
             }
-            Visit::Human(agent) => agent,
+            Seen::Human(agent) => agent,
         };
-        let (agent, ua_for_hash) = if s.settings.record_user_agent {
-            (agent, ua)
+        let ((device, os, browser), ua_for_hash) = if s.settings.record_user_agent {
+            (agent.clone(), ua)
         } else {
-            (Agent::unknown(), "")
+            (unknown.clone(), "")
         };
-        let address = s.address.to_string();
+        let address = addresses
+            .entry(s.address)
+            .or_insert_with(|| Arc::from(s.address.to_string()))
+            .clone();
         let Some(salt) = salts.get(&utc_day(s.at.unix_timestamp())) else {
             continue;
         };
@@ -406,6 +580,7 @@ fn classify(
             s.referer
                 .as_deref()
                 .and_then(qrlp_tracking::agent::referrer_domain)
+                .map(Arc::from)
         } else {
             None
         };
@@ -415,14 +590,19 @@ fn classify(
             at: s.at,
             visitor: visitor_hash(salt, &address, ua_for_hash),
             address,
-            device: agent.device.as_str().to_string(),
-            os: agent.os,
-            browser: agent.browser,
+            device,
+            os,
+            browser,
             referrer,
             source: s.source,
         });
     }
     (scans, bots)
+}
+
+/// Whole microseconds of `d`, saturated to `u64`.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Unix nanoseconds, saturated to `i64`.

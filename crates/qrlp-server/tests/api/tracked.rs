@@ -1095,12 +1095,28 @@ async fn rolled_up_once(h: &Harness) {
         .await
         .unwrap();
     check(7, 6, 10).await;
+    // A retried batch holding a scan already stored and a new one: only the new one counts.
+    let again = scan(5, "Safari");
+    let out = h
+        .store
+        .record_scans(std::slice::from_ref(&again), &[])
+        .await
+        .unwrap();
+    assert_eq!(out.scans, 1);
+    check(8, 7, 5).await;
+    let out = h
+        .store
+        .record_scans(&[again, scan(4, "Chrome")], &[])
+        .await
+        .unwrap();
+    assert_eq!(out.scans, 1, "the scan stored before is not counted again");
+    check(9, 7, 4).await;
     // Steps with nothing new change nothing.
     h.store
         .roll_up_scans(now + time::Duration::hours(2))
         .await
         .unwrap();
-    check(7, 6, 10).await;
+    check(9, 7, 4).await;
 }
 
 #[tokio::test]
