@@ -123,11 +123,16 @@ start_sampler() {
 }
 stop_sampler() { kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=; }
 
+# CPU time (user + system, in clock ticks of 1/100 s) the server has used so far.
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$SERVER_PID/stat"; }
+
 # wrk_run NAME SECONDS CONNECTIONS [DELAY_MS]: runs the route NAME (healthz|qr), writes the
-# JSON summary to $OUT/NAME-*.json and prints its path.
+# JSON summary to $OUT/NAME-*.json (with the server's CPU ticks over the run as
+# "cpu_ticks") and prints its path.
 wrk_run() {
-    local name=$1 secs=$2 conns=$3 delay=${4:-0} file
+    local name=$1 secs=$2 conns=$3 delay=${4:-0} file before
     file="$OUT/$name-$(date +%s%N).json"
+    before=$(cpu_ticks)
     if [ "$name" = qr ]; then
         WRK_METHOD=POST WRK_BODY="{\"url\": \"$PAYLOAD\"}" WRK_DELAY_MS=$delay \
             wrk -t "$THREADS" -c "$conns" -d "${secs}s" --timeout 5s -s "$OUT/wrk.lua" "$BASE/v1/qr" \
@@ -137,6 +142,11 @@ wrk_run() {
             wrk -t "$THREADS" -c "$conns" -d "${secs}s" --timeout 5s -s "$OUT/wrk.lua" "$BASE/healthz" \
             | tail -1 > "$file"
     fi
+    python3 - "$file" "$(( $(cpu_ticks) - before ))" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); r["cpu_ticks"] = int(sys.argv[2])
+json.dump(r, open(sys.argv[1], "w"))
+PY
     echo "$file"
 }
 
@@ -149,9 +159,10 @@ for f in files:
     r = json.load(open(f))
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     rps = r["requests"] / (r["duration_us"] / 1e6)
+    cpu = r.get("cpu_ticks", 0) * 10_000 / max(r["requests"], 1)
     print(f"{label}: {rps:,.0f} req/s, p50 {r['p50_us']/1000:.2f} ms, p99 {r['p99_us']/1000:.2f} ms, "
           f"p99.9 {r['p999_us']/1000:.2f} ms, {r['requests']:,} requests, errors {errors} "
-          f"(non-2xx {r['status']}, socket {errors - r['status']})")
+          f"(non-2xx {r['status']}, socket {errors - r['status']}), server CPU {cpu:.1f} us/request")
 PY
 }
 
@@ -171,6 +182,9 @@ p99 = max(r["p99_us"] for r in qr) / 1000
 errs = errors(health) + errors(qr)
 print(f"/healthz {h:,.0f} req/s, POST /v1/qr {q:,.0f} req/s over {len(qr)} rounds each: "
       f"ratio {ratio:.1%}; /v1/qr p99 (worst round) {p99:.2f} ms; errors {errs}")
+def cpu(runs): return sum(r.get("cpu_ticks", 0) for r in runs) * 10_000 / sum(r["requests"] for r in runs)
+print(f"server CPU per request: /healthz {cpu(health):.1f} us, POST /v1/qr {cpu(qr):.1f} us "
+      f"(the machine's noise moves this much less than requests/s)")
 ok = ratio >= 0.70 and p99 <= 10 and errs == 0
 print(f"targets (ratio >= 70%, p99 <= 10 ms, 0 errors): {'met' if ok else 'NOT met'}")
 PY
