@@ -80,7 +80,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
-            latency_ms = latency.as_secs_f64() * 1000.0,
+            // Whole microseconds: `0.023605`, not `0.023604999999999998`.
+            latency_ms = latency.as_micros() as f64 / 1000.0,
             "request"
         );
     });
