@@ -74,6 +74,19 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The text of `/metrics` on the public listener, with `token` as the bearer token.
+    pub async fn metrics_text(&self, token: &str) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

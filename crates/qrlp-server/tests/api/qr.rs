@@ -509,16 +509,7 @@ async fn generated_images_are_counted_by_format() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth("metrics-token-for-tests")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text("metrics-token-for-tests").await;
     assert!(
         metrics.contains("qrlp_qr_generated_total{format=\"png\"} 2\n"),
         "{metrics}"

@@ -923,8 +923,31 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn counting_on_sqlite_with_bots_apart_and_no_full_address_in_the_database() {
-    let h = Harness::sqlite().await;
+    let mut config = Config::default();
+    config.metrics.token = "metrics-token-for-tracked-tests".into();
+    let h = Harness::sqlite_with(config).await;
     counting(&h).await;
+    // The recorder's series say the same: the test's 1,003 counted scans and 100 bot
+    // visits (no HEAD, nothing while tracking was off or the code archived), all stored,
+    // none dropped, no write failed.
+    let metrics = h.app.metrics_text("metrics-token-for-tracked-tests").await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{metrics}"))
+    };
+    assert_eq!(value("qrlp_scans_accepted_total"), 1103.0);
+    assert_eq!(value("qrlp_scans_recorded_total"), 1003.0);
+    assert_eq!(value("qrlp_scan_bot_visits_total"), 100.0);
+    assert_eq!(value("qrlp_scans_dropped_total"), 0.0);
+    assert_eq!(value("qrlp_scan_write_failures_total"), 0.0);
+    assert!(value("qrlp_scan_writes_total") >= 1.0, "{metrics}");
+    assert!(value("qrlp_scan_write_seconds_total") > 0.0, "{metrics}");
+    assert!(
+        metrics.contains("# TYPE qrlp_scan_write_longest_seconds gauge\n"),
+        "{metrics}"
+    );
     // The database files (and WAL) never saw the full address.
     let dir = h.data_dir.clone().unwrap();
     h.app
