@@ -181,6 +181,9 @@ pub(crate) fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 /// bytes as copies rather than stored: from two bytes a module, runs are long and many.
 const RUNS_FROM_MODULE_PX: usize = 16;
 
+/// The widest module whose group of four fits one 64-bit word (see `Scanline::quads`).
+const MAX_QUAD_MODULE_PX: usize = 16;
+
 /// Which rows a group of identical scanlines shows.
 #[derive(Clone, Copy)]
 enum Band {
@@ -193,7 +196,11 @@ enum Band {
 fn same_band<M: Modules + ?Sized>(code: &M, a: Band, b: Band) -> bool {
     match (a, b) {
         (Band::Blank, Band::Blank) => true,
-        (Band::Row(y1), Band::Row(y2)) => code.row(y1) == code.row(y2),
+        // Word by word: a row is one or a few words, less than a `memcmp` call costs.
+        (Band::Row(y1), Band::Row(y2)) => {
+            let (a, b) = (code.row(y1), code.row(y2));
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+        }
         (Band::Row(y), Band::Blank) | (Band::Blank, Band::Row(y)) => {
             code.row(y).iter().all(|&w| w == 0)
         }
@@ -308,8 +315,13 @@ fn write_zlib<M: Modules + ?Sized>(
 /// that each word's big-endian bytes are the scanline's bytes: a dark module is one or two
 /// masked ORs, whatever the module size, and the words become bytes eight at a time.
 struct Scanline {
-    /// Dark pixels of the scanline being built.
+    /// Dark pixels of the scanline being built, and one more word of slack that a group of
+    /// four modules may spill into (always left clear).
     words: Vec<u64>,
+    /// For modules of at most 16 px: the pixels of four modules (bit `k` of the index is
+    /// module `k`), left-aligned, so that a row is set four modules at a time without a
+    /// branch on its content. Empty for wider modules, which are set run by run.
+    quads: Vec<u64>,
     /// Filter byte, then the words' bytes (the last word may run past the scanline).
     line: Vec<u8>,
     /// XOR turning dark bits into stored bits: all ones when light is stored as 1.
@@ -377,8 +389,22 @@ impl Scanline {
             },
             right_run,
         };
+        let module_px = layout.module_px as usize;
+        let quads = if module_px <= MAX_QUAD_MODULE_PX {
+            let module = u64::MAX << (64 - module_px);
+            (0..16u32)
+                .map(|v| {
+                    (0..4)
+                        .filter(|k| v >> k & 1 != 0)
+                        .fold(0, |acc, k| acc | module >> (k * module_px))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Scanline {
-            words: vec![0; nwords],
+            words: vec![0; nwords + 1],
+            quads,
             line: vec![0; 1 + nwords * 8],
             flip: 0u64.wrapping_sub(u64::from(light_is_one)),
             module_px: layout.module_px as usize,
@@ -392,18 +418,32 @@ impl Scanline {
     fn build<M: Modules + ?Sized>(&mut self, code: &M, band: Band) -> &[u8] {
         if let Band::Row(y) = band {
             let m = self.module_px;
-            for (i, &word) in code.row(y).iter().enumerate() {
-                // Each run of dark modules in the word at once (a run across two words
-                // is set in two parts).
-                let mut dark = word;
-                while dark != 0 {
-                    let start = dark.trailing_zeros();
-                    let len = (!(dark >> start)).trailing_zeros();
-                    dark &= u64::MAX.checked_shl(start + len).unwrap_or(0);
-                    let x = i * 64 + start as usize;
-                    let from = self.offset_px + x * m;
-                    set_pixels(&mut self.words, from, from + len as usize * m);
+            let width = code.width();
+            if !self.quads.is_empty() {
+                // Four modules at a time: each group's pixels (at most 64) land in one word
+                // or straddle two. The two words being filled are kept in a register and
+                // stored as the position moves on, never read back from memory.
+                let quad_px = 4 * m;
+                let mut from = self.offset_px;
+                let mut at = from / 64;
+                let mut pending = 0u128;
+                for (i, &word) in code.row(y).iter().enumerate() {
+                    let groups = (width - i * 64).min(64).div_ceil(4);
+                    for g in 0..groups {
+                        let next = from / 64;
+                        self.words[at] = (pending >> 64) as u64;
+                        // Moved on by one word or not at all: shift by 64 or 0 bits.
+                        pending <<= (next - at) * 64;
+                        at = next;
+                        let pixels = self.quads[(word >> (4 * g) & 15) as usize];
+                        pending |= (u128::from(pixels) << 64) >> (from % 64);
+                        from += quad_px;
+                    }
                 }
+                self.words[at] = (pending >> 64) as u64;
+                self.words[at + 1] = pending as u64;
+            } else {
+                self.set_runs(code, y, m);
             }
         }
         // line[0] stays 0: filter type None. The words are left clear for the next line.
@@ -411,7 +451,29 @@ impl Scanline {
             bytes.copy_from_slice(&(*word ^ self.flip).to_be_bytes());
             *word = 0;
         }
+        // The slack word past the line (a group of four spilling past the image).
+        if let Some(last) = self.words.last_mut() {
+            *last = 0;
+        }
         &self.line
+    }
+
+    /// Sets the dark pixels of module row `y` run by run (modules wider than
+    /// [`MAX_QUAD_MODULE_PX`]).
+    fn set_runs<M: Modules + ?Sized>(&mut self, code: &M, y: usize, m: usize) {
+        for (i, &word) in code.row(y).iter().enumerate() {
+            // Each run of dark modules in the word at once (a run across two words is set
+            // in two parts).
+            let mut dark = word;
+            while dark != 0 {
+                let start = dark.trailing_zeros();
+                let len = (!(dark >> start)).trailing_zeros();
+                dark &= u64::MAX.checked_shl(start + len).unwrap_or(0);
+                let x = i * 64 + start as usize;
+                let from = self.offset_px + x * m;
+                set_pixels(&mut self.words, from, from + len as usize * m);
+            }
+        }
     }
 }
 

@@ -289,6 +289,22 @@ fn tiny_and_uniform_symbols() {
 }
 
 #[test]
+fn every_module_size_around_the_group_of_four_limit() {
+    // Rows are set four modules at a time up to 16 px a module (a group straddling two
+    // words), run by run above; widths across one and two row words, borders that put the
+    // symbol at every alignment of a word.
+    let mut rng = Rng::new(16);
+    for &width in &[1usize, 5, 21, 63, 64, 65, 69, 129] {
+        let g = Grid::random(width, rng.next());
+        for m in 1..=17u32 {
+            let border = rng.below(11) as u32;
+            let o = opts(m, border);
+            check_image(&g, &o, &render(&g, &o));
+        }
+    }
+}
+
+#[test]
 fn random_symbols_of_many_widths() {
     let mut rng = Rng::new(2024);
     for width in (11..=177).step_by(4) {
