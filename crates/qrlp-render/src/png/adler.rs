@@ -18,11 +18,17 @@ const MOD: u64 = 65521;
 /// 5552 is the bound for u32 sums).
 const CHUNK: usize = 1 << 20;
 
-/// A running Adler-32: the pair `(a, b)`, each reduced mod 65521.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A running Adler-32: the pair `(a, b)`, not necessarily reduced mod 65521.
+///
+/// [`Adler32::append_repeated`], called once per distinct scanline of an image, leaves the
+/// sums unreduced so that successive calls do not wait on each other's divisions; it keeps
+/// `a < 2^32` and `b < 2^62` between calls (reducing first when they are not), which is
+/// what its terms need to fit in 64 bits. Every other method reduces its inputs, and
+/// [`Adler32::value`] the result. Compare checksums by their value.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Adler32 {
-    a: u32,
-    b: u32,
+    a: u64,
+    b: u64,
 }
 
 impl Adler32 {
@@ -35,14 +41,23 @@ impl Adler32 {
     #[cfg(test)]
     pub(crate) const fn from_value(v: u32) -> Adler32 {
         Adler32 {
-            a: v & 0xffff,
-            b: v >> 16,
+            a: (v & 0xffff) as u64,
+            b: (v >> 16) as u64,
+        }
+    }
+
+    /// The same checksum with both sums reduced.
+    const fn reduced(self) -> Adler32 {
+        Adler32 {
+            a: self.a % MOD,
+            b: self.b % MOD,
         }
     }
 
     /// The packed value `b << 16 | a`, as zlib stores it (big-endian).
     pub(crate) const fn value(self) -> u32 {
-        (self.b << 16) | self.a
+        let r = self.reduced();
+        ((r.b << 16) | r.a) as u32
     }
 
     /// The checksum of `data` alone.
@@ -54,8 +69,7 @@ impl Adler32 {
 
     /// Feeds `data`.
     pub(crate) fn update(&mut self, data: &[u8]) {
-        let mut a = u64::from(self.a);
-        let mut b = u64::from(self.b);
+        let Adler32 { mut a, mut b } = self.reduced();
         for chunk in data.chunks(CHUNK) {
             // a < 2^16 + 2^20·255 < 2^29; b < 2^16 + 2^20·2^29 < 2^50: no overflow.
             let mut words = chunk.chunks_exact(8);
@@ -73,21 +87,18 @@ impl Adler32 {
             a %= MOD;
             b %= MOD;
         }
-        self.a = a as u32;
-        self.b = b as u32;
+        self.a = a;
+        self.b = b;
     }
 
     /// Appends data whose own checksum is `tail` and whose length is `tail_len`.
     pub(crate) fn combine(self, tail: Adler32, tail_len: u64) -> Adler32 {
-        let (a1, b1) = (u64::from(self.a), u64::from(self.b));
-        let (a2, b2) = (u64::from(tail.a), u64::from(tail.b));
+        let Adler32 { a: a1, b: b1 } = self.reduced();
+        let Adler32 { a: a2, b: b2 } = tail.reduced();
         let n = tail_len % MOD;
         let a = (a1 + a2 + MOD - 1) % MOD;
         let b = (b1 + b2 + n * ((a1 + MOD - 1) % MOD)) % MOD;
-        Adler32 {
-            a: a as u32,
-            b: b as u32,
-        }
+        Adler32 { a, b }
     }
 
     /// Appends `copies` copies of a block whose own checksum is `block` and whose length is
@@ -96,9 +107,10 @@ impl Adler32 {
         if copies == 0 {
             return self;
         }
+        let block = block.reduced();
         let k = copies % MOD;
-        // block.a ≥ 1 is reduced: s < MOD.
-        let s = (u64::from(block.a) + MOD - 1) % MOD;
+        // block.a is reduced: s < MOD.
+        let s = (block.a + MOD - 1) % MOD;
         let n = block_len % MOD;
         // k(k-1)/2 mod MOD without overflow: halve whichever factor is even first.
         let (even, odd) = if copies & 1 == 0 {
@@ -109,12 +121,9 @@ impl Adler32 {
         let pairs = (even / 2 % MOD) * (odd % MOD) % MOD;
         let a = (1 + k * s) % MOD;
         // Each product of two reduced values is below 2^32, so the sum cannot overflow.
-        let b = (k * u64::from(block.b) + (n * s % MOD) * pairs) % MOD;
+        let b = (k * block.b + (n * s % MOD) * pairs) % MOD;
         self.combine(
-            Adler32 {
-                a: a as u32,
-                b: b as u32,
-            },
+            Adler32 { a, b },
             // Only the length mod MOD matters.
             n * k,
         )
@@ -142,18 +151,24 @@ impl Adler32 {
             sum += u64::from(byte);
             weighted += sum;
         }
-        let (a1, b1) = (u64::from(self.a), u64::from(self.b));
         if copies <= 1 << 15 && line.len() <= 4097 {
-            // A PNG's lines and rows (at most 4097 bytes, 32768 rows): then S < 2^20,
-            // W < 2^31 and k(k-1)/2 < 2^29, so every term fits in 64 bits unreduced (the
-            // largest, n·S·k(k-1)/2, is below 2.3·10^18) and two reductions do.
+            // A PNG's lines and rows (at most 4097 bytes, 32768 rows): S < 2^20, W < 2^32,
+            // k·n < 2^27 and k(k-1)/2 < 2^29. With a < 2^32 and b < 2^62 the terms added to
+            // b are below 2^59, 2^61 and 2^47, so b stays below 2^63, and a below 2^36:
+            // nothing is reduced (the next call reduces if it must).
+            let this = if self.a >= 1 << 32 || self.b >= 1 << 62 {
+                self.reduced()
+            } else {
+                self
+            };
             let (k, n) = (copies, line.len() as u64);
             let pairs = k * k.saturating_sub(1) / 2;
             return Adler32 {
-                a: ((a1 + k * sum) % MOD) as u32,
-                b: ((b1 + k * n * a1 + n * sum * pairs + k * weighted) % MOD) as u32,
+                a: this.a + k * sum,
+                b: this.b + k * n * this.a + n * sum * pairs + k * weighted,
             };
         }
+        let Adler32 { a: a1, b: b1 } = self.reduced();
         let k = copies % MOD;
         let n = line.len() as u64 % MOD;
         let s = sum % MOD;
@@ -167,10 +182,7 @@ impl Adler32 {
         let a = (a1 + k * s) % MOD;
         // Four products of reduced values, each below 2^32: no overflow.
         let b = (b1 + (k * n % MOD) * a1 + (n * s % MOD) * pairs + k * (weighted % MOD)) % MOD;
-        Adler32 {
-            a: a as u32,
-            b: b as u32,
-        }
+        Adler32 { a, b }
     }
 }
 
@@ -351,7 +363,36 @@ mod tests {
             1u64, 2, 32_767, 32_768, 32_769, 65_520, 65_521, 65_522, 200_003,
         ] {
             let folded = start.repeat(Adler32::of(&line), line.len() as u64, copies);
-            assert_eq!(start.append_repeated(&line, copies), folded, "{copies}");
+            assert_eq!(
+                start.append_repeated(&line, copies).value(),
+                folded.value(),
+                "{copies}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreduced_appends_in_a_row_match_reduced_folding() {
+        // Calls that leave the sums unreduced, chained as an image's lines are, past the
+        // points where a and b must be reduced before the next call (the largest lines and
+        // row counts a PNG has, all 0xff), and small ones between.
+        let mut rng = Rng::new(62);
+        let mut lazy = Adler32::of(b"x");
+        let mut folded = lazy;
+        for step in 0..40 {
+            let (len, copies) = match step % 3 {
+                0 => (4097, 1 << 15),
+                1 => (1 + rng.below(4097) as usize, rng.below(1 << 15)),
+                _ => (1 + rng.below(64) as usize, rng.below(12)),
+            };
+            let line = if step % 2 == 0 {
+                vec![0xffu8; len]
+            } else {
+                random_bytes(&mut rng, len, step)
+            };
+            lazy = lazy.append_repeated(&line, copies);
+            folded = folded.repeat(Adler32::of(&line), len as u64, copies);
+            assert_eq!(lazy.value(), folded.value(), "step {step}");
         }
     }
 
@@ -365,7 +406,7 @@ mod tests {
             folded = folded.combine(b, block.len() as u64);
             if copies % 13_331 == 0 || copies == 140_000 || copies == 65_521 {
                 let direct = Adler32::of(b"start").repeat(b, block.len() as u64, copies);
-                assert_eq!(direct, folded, "copies {copies}");
+                assert_eq!(direct.value(), folded.value(), "copies {copies}");
             }
         }
     }
