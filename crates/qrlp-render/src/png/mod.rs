@@ -320,8 +320,8 @@ struct Scanline {
     words: Vec<u64>,
     /// For modules of at most 16 px: the pixels of four modules (bit `k` of the index is
     /// module `k`), left-aligned, so that a row is set four modules at a time without a
-    /// branch on its content. Empty for wider modules, which are set run by run.
-    quads: Vec<u64>,
+    /// branch on its content. `None` for wider modules, which are set run by run.
+    quads: Option<[u64; 16]>,
     /// Filter byte, then the words' bytes (the last word may run past the scanline).
     line: Vec<u8>,
     /// XOR turning dark bits into stored bits: all ones when light is stored as 1.
@@ -390,18 +390,14 @@ impl Scanline {
             right_run,
         };
         let module_px = layout.module_px as usize;
-        let quads = if module_px <= MAX_QUAD_MODULE_PX {
+        let quads = (module_px <= MAX_QUAD_MODULE_PX).then(|| {
             let module = u64::MAX << (64 - module_px);
-            (0..16u32)
-                .map(|v| {
-                    (0..4)
-                        .filter(|k| v >> k & 1 != 0)
-                        .fold(0, |acc, k| acc | module >> (k * module_px))
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            std::array::from_fn(|v| {
+                (0..4)
+                    .filter(|k| v >> k & 1 != 0)
+                    .fold(0, |acc, k| acc | module >> (k * module_px))
+            })
+        });
         Scanline {
             words: vec![0; nwords + 1],
             quads,
@@ -419,7 +415,7 @@ impl Scanline {
         if let Band::Row(y) = band {
             let m = self.module_px;
             let width = code.width();
-            if !self.quads.is_empty() {
+            if let Some(quads) = &self.quads {
                 // Four modules at a time: each group's pixels (at most 64) land in one word
                 // or straddle two. The two words being filled are kept in a register and
                 // stored as the position moves on, never read back from memory.
@@ -435,7 +431,7 @@ impl Scanline {
                         // Moved on by one word or not at all: shift by 64 or 0 bits.
                         pending <<= (next - at) * 64;
                         at = next;
-                        let pixels = self.quads[(word >> (4 * g) & 15) as usize];
+                        let pixels = quads[(word >> (4 * g) & 15) as usize];
                         pending |= (u128::from(pixels) << 64) >> (from % 64);
                         from += quad_px;
                     }
