@@ -42,7 +42,7 @@
 //! unambiguous: a Kanji segment after an ECI designator other than 20 (Shift JIS) is an
 //! [`EncodeError::KanjiAfterEci`], and so is forcing Kanji mode under
 //! [`EciPolicy::Always`] with another number.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 // Mask and timing formulas are kept in the standard's `i mod n = 0` notation.
 #![allow(clippy::manual_is_multiple_of)]

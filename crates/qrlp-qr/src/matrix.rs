@@ -330,7 +330,52 @@ pub(crate) fn format_word(ecc: EcLevel, mask: u8) -> u32 {
 
 /// Places `codewords` (data and error correction, interleaved) into a symbol of version `v`,
 /// chooses the mask (or uses `forced`), and returns the finished symbol.
+///
+/// Mask scoring is whole-word bit counting and masking: on x86-64 processors that have the
+/// population-count, bit-manipulation and AVX2 instructions (the x86-64-v3 level, nearly
+/// every server since 2015) the same code runs compiled for them, found at run time, so a
+/// binary built for the baseline still uses them. The result does not depend on which runs.
 pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
+    #[cfg(target_arch = "x86_64")]
+    if x86_64_v3() {
+        // SAFETY: `build_x86_64_v3` is compiled for exactly the instruction-set extensions
+        // that `x86_64_v3` has just found on this processor.
+        #[allow(unsafe_code)]
+        return unsafe { build_x86_64_v3(v, ecc, codewords, forced) };
+    }
+    build_any(v, ecc, codewords, forced)
+}
+
+/// Whether this processor has the extensions [`build_x86_64_v3`] is compiled for.
+#[cfg(target_arch = "x86_64")]
+fn x86_64_v3() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not checked yet, 1: no, 2: yes.
+    static HAS: AtomicU8 = AtomicU8::new(0);
+    match HAS.load(Ordering::Relaxed) {
+        0 => {
+            let has = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("bmi1")
+                && std::is_x86_feature_detected!("bmi2")
+                && std::is_x86_feature_detected!("lzcnt")
+                && std::is_x86_feature_detected!("popcnt");
+            HAS.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+            has
+        }
+        known => known == 2,
+    }
+}
+
+/// [`build_any`] compiled for the x86-64-v3 extensions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+fn build_x86_64_v3(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
+    build_any(v, ecc, codewords, forced)
+}
+
+/// The body of [`build`], inlined into each processor-specific copy.
+#[inline(always)]
+fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
     let t = Template::get(v);
     let n = t.base_a.len();
     let mut base = t.base_a.clone();
@@ -415,6 +460,7 @@ impl Scratch<'_> {
 /// Total penalty of a masked plane (rules N1-N4), computed to agree exactly with the
 /// run-length formulation (see `reference` in the tests). Stops early, returning a value
 /// `>= limit`, once the score cannot beat `limit`.
+#[inline(always)]
 fn penalty(t: &Template, d: &[u64], sc: &mut Scratch<'_>, limit: u32) -> u32 {
     match t.stride {
         1 => penalty_rows::<1>(t, d, sc, limit),
@@ -451,6 +497,7 @@ fn as_rows<const S: usize>(words: &[u64]) -> &[Row<S>] {
     words.as_chunks::<S>().0
 }
 
+#[inline(always)]
 fn penalty_rows<const S: usize>(
     t: &Template,
     plane: &[u64],
@@ -816,6 +863,41 @@ pub(crate) mod tests {
                     penalty(t, &p, &mut sc, u32::MAX),
                     reference(&m),
                     "v{v} case {case}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn processor_specific_build_matches_the_baseline_one() {
+        // `build` may run a copy compiled for x86-64-v3; the baseline body must give the
+        // same symbol, module for module and mask for mask, at every version and level.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for v in 1..=40u8 {
+            let version = Version::new(v).unwrap();
+            let codewords = crate::tables::total_codewords(version);
+            for (i, ecc) in [EcLevel::L, EcLevel::M, EcLevel::Q, EcLevel::H]
+                .into_iter()
+                .enumerate()
+            {
+                let data: Vec<u8> = (0..codewords)
+                    .map(|_| match (v as usize + i) % 3 {
+                        0 => next() as u8,
+                        1 => (next() % 4) as u8,
+                        _ => 0xff ^ (next() % 3) as u8,
+                    })
+                    .collect();
+                let forced = (i == 3).then(|| Mask::new(v % 8).unwrap());
+                assert_eq!(
+                    build(version, ecc, &data, forced),
+                    build_any(version, ecc, &data, forced),
+                    "v{v} {ecc:?}"
                 );
             }
         }
