@@ -378,11 +378,16 @@ fn build_x86_64_v3(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Ma
 fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
     let t = Template::get(v);
     let n = t.base_a.len();
-    let mut base = t.base_a.clone();
-    let mut work = vec![0u64; n];
-    let mut best = vec![0u64; n];
-    let mut space = vec![0u64; Scratch::words(t)];
-    let mut scratch = Scratch { buf: &mut space };
+    // The planes and the scoring scratch, in one buffer a thread keeps between symbols
+    // (taken out while in use, so a nested call would only allocate its own).
+    let mut planes = PLANES.take();
+    planes.clear();
+    planes.resize(3 * n + Scratch::words(t), 0);
+    let (base, rest) = planes.split_at_mut(n);
+    let (mut work, rest) = rest.split_at_mut(n);
+    let (mut best, space) = rest.split_at_mut(n);
+    base.copy_from_slice(&t.base_a);
+    let mut scratch = Scratch { buf: space };
     // Only the dark bits need placing: bit 7 - k of a codeword goes to position k of its
     // eight (the last codeword may have fewer positions in principle; never in practice).
     for (&byte, pos) in codewords.iter().zip(t.data_pos.chunks(8)) {
@@ -396,7 +401,7 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
             }
         }
     }
-    fill_transpose(t, &mut base);
+    fill_transpose(t, base);
 
     let (mut best_mask, mut best_score) = (0u8, u32::MAX);
     let candidates = match forced {
@@ -404,7 +409,7 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
         None => 0..8,
     };
     for m in candidates {
-        for ((o, &b), &k) in work.iter_mut().zip(&base).zip(&t.masks[m as usize]) {
+        for ((o, &b), &k) in work.iter_mut().zip(&*base).zip(&t.masks[m as usize]) {
             *o = b ^ k;
         }
         // The format areas are light in `base` and outside every mask: set the dark bits.
@@ -416,7 +421,7 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
             best_mask = m;
             break;
         }
-        let score = penalty(t, &work, &mut scratch, best_score);
+        let score = penalty(t, work, &mut scratch, best_score);
         if score < best_score {
             best_score = score;
             best_mask = m;
@@ -434,6 +439,9 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
             bits[y * t.sa..(y + 1) * t.sa].copy_from_slice(&row[..t.sa]);
         }
     }
+    if planes.len() <= KEPT_PLANE_WORDS {
+        PLANES.set(planes);
+    }
     QrCode {
         version: SymbolVersion::Normal(v),
         ecc,
@@ -443,6 +451,15 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
         bits,
     }
 }
+
+thread_local! {
+    /// [`build`]'s planes, kept per thread so that a symbol costs no allocation but its
+    /// result's (and, in a server, no large allocation, which makes the allocator tidy up).
+    static PLANES: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The largest plane buffer a thread keeps (16,384 words, 128 KiB: every version's).
+const KEPT_PLANE_WORDS: usize = 1 << 14;
 
 /// Reusable buffers for [`penalty`]: light modules, runs of 4 light, runs of 3 dark, and
 /// vertical equality, one plane row each.
