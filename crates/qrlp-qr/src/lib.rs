@@ -91,6 +91,17 @@ mod rs;
 mod segment;
 mod tables;
 
+/// A seeded xorshift64 generator for the tests' random inputs.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 pub use append::structured_append;
 pub use encode::{EciPolicy, Options, SymbolKind};
 pub use segment::Segment;

@@ -782,13 +782,8 @@ mod tests {
     fn one_byte_segment_shortcut_agrees_with_the_search() {
         // Text biased towards runs of digits and alphanumeric characters between bytes, so
         // that both answers of the shortcut occur often.
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::xorshift(0x9E37_79B9_7F4A_7C15);
+        let mut next = |n: u64| rng() % n;
         let alphabets: [&[u8]; 4] = [b"0123456789", b"ABCXYZ:/.$%*+- ", b"abcxyz?=&_~", b"19/Ab"];
         let micro = HeaderCosts {
             mode_bits: 3,
