@@ -332,8 +332,8 @@ pub(crate) fn format_word(ecc: EcLevel, mask: u8) -> u32 {
 /// chooses the mask (or uses `forced`), and returns the finished symbol.
 ///
 /// Mask scoring is whole-word bit counting and masking: on x86-64 processors that have the
-/// population-count, bit-manipulation and AVX2 instructions (the x86-64-v3 level, nearly
-/// every server since 2015) the same code runs compiled for them, found at run time, so a
+/// population-count, bit-manipulation and AVX2 instructions (the x86-64-v3 level: Intel
+/// since 2013, AMD since 2015) the same code runs compiled for them, found at run time, so a
 /// binary built for the baseline still uses them. The result does not depend on which runs.
 pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -> QrCode {
     #[cfg(target_arch = "x86_64")]
@@ -346,24 +346,15 @@ pub(crate) fn build(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<M
     build_any(v, ecc, codewords, forced)
 }
 
-/// Whether this processor has the extensions [`build_x86_64_v3`] is compiled for.
+/// Whether this processor has the extensions [`build_x86_64_v3`] is compiled for (the
+/// standard library caches what it finds, so each check is a load and a bit test).
 #[cfg(target_arch = "x86_64")]
 fn x86_64_v3() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    // 0: not checked yet, 1: no, 2: yes.
-    static HAS: AtomicU8 = AtomicU8::new(0);
-    match HAS.load(Ordering::Relaxed) {
-        0 => {
-            let has = std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("bmi1")
-                && std::is_x86_feature_detected!("bmi2")
-                && std::is_x86_feature_detected!("lzcnt")
-                && std::is_x86_feature_detected!("popcnt");
-            HAS.store(if has { 2 } else { 1 }, Ordering::Relaxed);
-            has
-        }
-        known => known == 2,
-    }
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2")
+        && std::is_x86_feature_detected!("lzcnt")
+        && std::is_x86_feature_detected!("popcnt")
 }
 
 /// [`build_any`] compiled for the x86-64-v3 extensions.
@@ -439,9 +430,7 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
             bits[y * t.sa..(y + 1) * t.sa].copy_from_slice(&row[..t.sa]);
         }
     }
-    if planes.len() <= KEPT_PLANE_WORDS {
-        PLANES.set(planes);
-    }
+    PLANES.set(planes);
     QrCode {
         version: SymbolVersion::Normal(v),
         ecc,
@@ -455,11 +444,10 @@ fn build_any(v: Version, ecc: EcLevel, codewords: &[u8], forced: Option<Mask>) -
 thread_local! {
     /// [`build`]'s planes, kept per thread so that a symbol costs no allocation but its
     /// result's (and, in a server, no large allocation, which makes the allocator tidy up).
+    /// It holds the largest symbol the thread has built: at most version 40's 7 x 1,206
+    /// words (66 KiB).
     static PLANES: std::cell::Cell<Vec<u64>> = const { std::cell::Cell::new(Vec::new()) };
 }
-
-/// The largest plane buffer a thread keeps (16,384 words, 128 KiB: every version's).
-const KEPT_PLANE_WORDS: usize = 1 << 14;
 
 /// Reusable buffers for [`penalty`]: light modules, runs of 4 light, runs of 3 dark, and
 /// vertical equality, one plane row each.
