@@ -16,6 +16,7 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::get;
 use axum::{Extension, Router};
 use qrlp_config::{Config, CorsConfig};
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -309,31 +310,32 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let limit = usize::try_from(config.server.body_limit_bytes).unwrap_or(usize::MAX);
 
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
-    let mut router = api
-        .merge(seed_org_aliases())
+    // One stack, applied once: `Router::layer` wraps every route in each layer separately,
+    // and each layer then clones the boxed routes below it on every request (a few dozen
+    // allocations per request for this many layers). In a single stack only the route
+    // itself is boxed. Outermost first, as a request meets them.
+    let shared = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::track,
+        ))
+        .option_layer(cors_layer(&config.cors))
+        // Socket.IO of the live channels (`/socket.io/`, namespace `/live`).
+        .layer(qrlp_live_server::socket::detach_layer())
+        .layer(state.live().layer())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(state.clone()))
+        .layer(Extension(OpenApiJson(doc_json)))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            middleware::request_timeout(timeout, req, next)
+        }));
+    api.merge(seed_org_aliases())
         .merge(scan_page::router())
         .merge(live::public_routes())
         .merge(extra)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn(move |req, next| {
-            middleware::request_timeout(timeout, req, next)
-        }))
-        .layer(Extension(OpenApiJson(doc_json)))
-        .layer(Extension(state.clone()))
-        .layer(DefaultBodyLimit::max(limit));
-    // Socket.IO of the live channels (`/socket.io/`, namespace `/live`).
-    router = router
-        .layer(state.live().layer())
-        .layer(qrlp_live_server::socket::detach_layer());
-    if let Some(cors) = cors_layer(&config.cors) {
-        router = router.layer(cors);
-    }
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::track,
-        ))
+        .layer(shared)
         .with_state(state)
 }
 
