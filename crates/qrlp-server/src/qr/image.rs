@@ -83,7 +83,9 @@ impl ImageSpec {
         let digest = hasher.finalize();
         let mut tag = [b'"'; 34];
         hex::encode_to_slice(&digest[..16], &mut tag[1..33]).expect("16 bytes are 32 digits");
-        tag.iter().map(|&b| char::from(b)).collect()
+        std::str::from_utf8(&tag)
+            .expect("quotes and hex digits")
+            .to_owned()
     }
 
     /// Encodes `payload` and draws it.
@@ -143,12 +145,26 @@ fn rgba_hex(c: Color) -> [u8; 9] {
     out
 }
 
-/// `public, max-age=N`, without the formatting machinery (it is on every response).
+/// `public, max-age=N`. It is on every image response and `N` comes from the configuration,
+/// so each thread makes the value once and shares it (a clone is a reference count of the
+/// thread's own copy, not an allocation).
 fn cache_control(max_age_secs: u64) -> HeaderValue {
-    let mut text = Vec::with_capacity(36);
-    text.extend_from_slice(b"public, max-age=");
-    text.extend_from_slice(itoa::Buffer::new().format(max_age_secs).as_bytes());
-    HeaderValue::from_maybe_shared(axum::body::Bytes::from(text)).expect("visible ASCII")
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((secs, value)) if *secs == max_age_secs => value.clone(),
+        _ => {
+            let mut text = Vec::with_capacity(36);
+            text.extend_from_slice(b"public, max-age=");
+            text.extend_from_slice(itoa::Buffer::new().format(max_age_secs).as_bytes());
+            let value = HeaderValue::from_maybe_shared(axum::body::Bytes::from(text))
+                .expect("visible ASCII");
+            *last = Some((max_age_secs, value.clone()));
+            value
+        }
+    })
 }
 
 /// Whether `If-None-Match` in `headers` matches `etag` (weak comparison, as RFC 9110 asks
@@ -173,7 +189,7 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 pub fn image_response(
     request_headers: &HeaderMap,
     format: ImageFormat,
-    etag: &str,
+    etag: String,
     max_age_secs: u64,
     render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -217,14 +233,16 @@ pub fn safe_filename(label: &str) -> String {
 pub fn image_response_named(
     request_headers: &HeaderMap,
     format: ImageFormat,
-    etag: &str,
+    etag: String,
     max_age_secs: u64,
     stem: Option<&str>,
     render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let etag_value = HeaderValue::from_str(etag).map_err(ApiError::internal)?;
+    let not_modified = if_none_match(request_headers, &etag);
+    // The tag's own buffer becomes the header's: no copy.
+    let etag_value = HeaderValue::try_from(etag).map_err(ApiError::internal)?;
     let cache_control = cache_control(max_age_secs);
-    if if_none_match(request_headers, etag) {
+    if not_modified {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(header::ETAG, etag_value);
         r.headers_mut().insert(header::CACHE_CONTROL, cache_control);

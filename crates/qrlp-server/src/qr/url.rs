@@ -50,16 +50,23 @@ pub fn normalize_url(input: &str) -> Result<String, UrlError> {
     if s.is_empty() {
         return Err(UrlError::Empty);
     }
-    if s.chars().count() > URL_MAX_CHARS {
+    // Bytes bound characters from above: count only when the bytes could be too many.
+    if s.len() > URL_MAX_CHARS && s.chars().count() > URL_MAX_CHARS {
         return Err(UrlError::TooLong);
     }
     let (scheme, rest) = match split_scheme(s)? {
         Some((scheme, rest)) => (scheme, rest),
         // Protocol-relative `//host/path` gets the default scheme too.
-        None => ("https".to_string(), s.strip_prefix("//").unwrap_or(s)),
+        None => ("https", s.strip_prefix("//").unwrap_or(s)),
     };
     let rest = rest.split_once('#').map_or(rest, |(kept, _fragment)| kept);
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let spaced = if rest.is_ascii() {
+        // ASCII white space and controls are the bytes up to the space, and DEL.
+        rest.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    if spaced {
         return Err(UrlError::Invalid);
     }
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -78,13 +85,19 @@ pub fn normalize_url(input: &str) -> Result<String, UrlError> {
         return Err(UrlError::Invalid);
     }
     let mut out = String::with_capacity(scheme.len() + 3 + rest.len());
-    out.push_str(&scheme);
+    out.push_str(scheme);
     out.push_str("://");
     if let Some(user) = userinfo {
         out.push_str(user);
         out.push('@');
     }
-    out.push_str(&host.to_lowercase());
+    if host.is_ascii() {
+        let from = out.len();
+        out.push_str(host);
+        out[from..].make_ascii_lowercase();
+    } else {
+        out.push_str(&host.to_lowercase());
+    }
     if let Some(port) = port {
         out.push(':');
         out.push_str(port);
@@ -95,7 +108,7 @@ pub fn normalize_url(input: &str) -> Result<String, UrlError> {
 
 /// Finds a scheme (`name:`) and returns it lower-cased with what follows `name://`.
 /// `Ok(None)` when there is none; `host:port` (digits after the colon) is not a scheme.
-fn split_scheme(s: &str) -> Result<Option<(String, &str)>, UrlError> {
+fn split_scheme(s: &str) -> Result<Option<(&'static str, &str)>, UrlError> {
     let Some(colon) = s.find(':') else {
         return Ok(None);
     };
@@ -108,9 +121,10 @@ fn split_scheme(s: &str) -> Result<Option<(String, &str)>, UrlError> {
         return Ok(None);
     }
     if let Some(rest) = after.strip_prefix("//") {
-        let scheme = name.to_ascii_lowercase();
-        return if scheme == "http" || scheme == "https" {
-            Ok(Some((scheme, rest)))
+        return if name.eq_ignore_ascii_case("http") {
+            Ok(Some(("http", rest)))
+        } else if name.eq_ignore_ascii_case("https") {
+            Ok(Some(("https", rest)))
         } else {
             Err(UrlError::Scheme)
         };
@@ -179,18 +193,17 @@ fn is_domain(host: &str) -> bool {
     if host.is_empty() || host.len() > 253 {
         return false;
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() < 2 {
-        return false;
-    }
-    let labels_ok = labels.iter().all(|l| {
+    let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-    });
-    let tld = labels[labels.len() - 1];
+    };
+    let Some((_, tld)) = host.rsplit_once('.') else {
+        return false;
+    };
+    let labels_ok = host.split('.').all(label_ok);
     let tld_ok = (tld.chars().count() >= 2 && tld.chars().all(char::is_alphabetic))
         || (tld.len() > 4 && tld[..4].eq_ignore_ascii_case("xn--"));
     labels_ok && tld_ok

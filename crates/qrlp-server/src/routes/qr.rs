@@ -94,7 +94,7 @@ fn respond(state: &AppState, headers: &HeaderMap, params: QrParams) -> Result<Re
     image_response(
         headers,
         spec.format,
-        &etag,
+        etag,
         state.config().qr.cache_max_age_secs,
         || {
             let image = spec.render(&payload)?;

@@ -237,7 +237,7 @@ pub async fn business_image(
     image_response_named(
         &headers,
         spec.format,
-        &etag,
+        etag,
         state.config().qr.cache_max_age_secs,
         Some(&stem),
         || {

@@ -677,7 +677,7 @@ pub async fn qr_code_image(
     image_response_named(
         &headers,
         spec.format,
-        &etag,
+        etag,
         state.config().qr.cache_max_age_secs,
         Some(&stem),
         || {
