@@ -1,6 +1,10 @@
 //! QR images over HTTP: rendering, the strong `ETag`, `If-None-Match` and the caching
 //! headers. Shared by every route that returns a QR image.
 
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use qrlp_config::{Color, EcLevel, ImageFormat};
@@ -167,18 +171,43 @@ fn cache_control(max_age_secs: u64) -> HeaderValue {
     })
 }
 
-/// Whether `If-None-Match` in `headers` matches `etag` (weak comparison, as RFC 9110 asks
-/// for this header; `*` matches any).
-pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|candidate| {
-            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
-        })
+/// The request's `If-None-Match` values, an extractor: only these are taken from the
+/// request, not a copy of all its headers.
+#[derive(Debug, Default)]
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl IfNoneMatch {
+    /// The `If-None-Match` values in `headers`.
+    pub fn from_headers(headers: &HeaderMap) -> IfNoneMatch {
+        IfNoneMatch(
+            headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Whether any value matches `etag` (weak comparison, as RFC 9110 asks for this header;
+    /// `*` matches any).
+    pub fn matches(&self, etag: &str) -> bool {
+        self.0
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .any(|candidate| {
+                candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+            })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch::from_headers(&parts.headers))
+    }
 }
 
 /// The response for an image request: 304 when `If-None-Match` matches, otherwise the
@@ -187,13 +216,13 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 /// # Errors
 /// Whatever `render` returns.
 pub fn image_response(
-    request_headers: &HeaderMap,
+    if_none_match: &IfNoneMatch,
     format: ImageFormat,
     etag: String,
     max_age_secs: u64,
     render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
-    image_response_named(request_headers, format, etag, max_age_secs, None, render)
+    image_response_named(if_none_match, format, etag, max_age_secs, None, render)
 }
 
 /// A file name stem safe in `Content-Disposition`: ASCII letters, digits, `-`, `_` and `.`
@@ -231,14 +260,14 @@ pub fn safe_filename(label: &str) -> String {
 /// # Errors
 /// Whatever `render` returns.
 pub fn image_response_named(
-    request_headers: &HeaderMap,
+    if_none_match: &IfNoneMatch,
     format: ImageFormat,
     etag: String,
     max_age_secs: u64,
     stem: Option<&str>,
     render: impl FnOnce() -> Result<Vec<u8>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let not_modified = if_none_match(request_headers, &etag);
+    let not_modified = if_none_match.matches(&etag);
     // The tag's own buffer becomes the header's: no copy.
     let etag_value = HeaderValue::try_from(etag).map_err(ApiError::internal)?;
     let cache_control = cache_control(max_age_secs);
@@ -345,7 +374,7 @@ mod tests {
         let check = |v: &str| {
             let mut h = HeaderMap::new();
             h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
-            if_none_match(&h, tag)
+            IfNoneMatch::from_headers(&h).matches(tag)
         };
         assert!(check("\"abc\""));
         assert!(check("W/\"abc\""));
@@ -353,6 +382,6 @@ mod tests {
         assert!(check("*"));
         assert!(!check("\"abcd\""));
         assert!(!check("abc"));
-        assert!(!if_none_match(&HeaderMap::new(), tag));
+        assert!(!IfNoneMatch::default().matches(tag));
     }
 }

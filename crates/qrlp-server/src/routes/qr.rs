@@ -3,12 +3,11 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
-use crate::qr::image::image_response;
+use crate::qr::image::{image_response, IfNoneMatch};
 use crate::qr::{messages, parse, QrParams, QrQuery, QrRequest};
 use crate::state::AppState;
 
@@ -44,11 +43,11 @@ use crate::state::AppState;
 )]
 pub async fn post_qr(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     JsonBody(body): JsonBody<QrRequest>,
 ) -> Result<Response, ApiError> {
     let params = parse(body.fields(), &state.config().qr)?;
-    respond(&state, &headers, params)
+    respond(&state, &if_none_match, params)
 }
 
 /// Generate a QR code image from query parameters, for `<img src>`.
@@ -80,19 +79,23 @@ pub async fn post_qr(
 )]
 pub async fn get_qr(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     query: Result<Query<QrQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::invalid_input(messages::INVALID_QUERY))?;
     let params = parse(query.fields(), &state.config().qr)?;
-    respond(&state, &headers, params)
+    respond(&state, &if_none_match, params)
 }
 
-fn respond(state: &AppState, headers: &HeaderMap, params: QrParams) -> Result<Response, ApiError> {
+fn respond(
+    state: &AppState,
+    if_none_match: &IfNoneMatch,
+    params: QrParams,
+) -> Result<Response, ApiError> {
     let QrParams { payload, spec } = params;
     let etag = spec.etag(&payload);
     image_response(
-        headers,
+        if_none_match,
         spec.format,
         etag,
         state.config().qr.cache_max_age_secs,

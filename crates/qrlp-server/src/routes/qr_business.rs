@@ -3,7 +3,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use qrlp_config::{Color, EcLevel};
@@ -18,7 +17,7 @@ use crate::auth::Auth;
 use crate::authz::need;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Input;
-use crate::qr::image::{image_response_named, safe_filename};
+use crate::qr::image::{image_response_named, safe_filename, IfNoneMatch};
 use crate::qr::url::normalize_url;
 use crate::routes::qr_codes::{image_spec, ImageQuery};
 use crate::state::AppState;
@@ -225,7 +224,7 @@ pub async fn put_business(
 pub async fn business_image(
     State(state): State<AppState>,
     auth: Auth<need::QrCodesRead>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     query: Result<Query<ImageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let spec = image_spec(query, 500, EcLevel::Q, (Color::BLACK, Color::WHITE), BORDER)?;
@@ -235,7 +234,7 @@ pub async fn business_image(
     let etag = spec.etag(&payload);
     let stem = safe_filename(&card.name);
     image_response_named(
-        &headers,
+        &if_none_match,
         spec.format,
         etag,
         state.config().qr.cache_max_age_secs,

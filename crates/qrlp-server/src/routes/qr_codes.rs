@@ -9,7 +9,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use qrlp_config::{Color, EcLevel, ImageFormat};
@@ -27,7 +27,7 @@ use crate::auth::Auth;
 use crate::authz::need;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Input;
-use crate::qr::image::{image_response_named, safe_filename, ImageSpec, Scale};
+use crate::qr::image::{image_response_named, safe_filename, IfNoneMatch, ImageSpec, Scale};
 use crate::qr::messages;
 use crate::qr::url::normalize_url;
 use crate::state::AppState;
@@ -651,7 +651,7 @@ pub async fn qr_code_image(
     State(state): State<AppState>,
     auth: Auth<need::QrCodesRead>,
     Path((_, id)): Path<(Uuid, Uuid)>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
     query: Result<Query<ImageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let org = org_of(&auth)?;
@@ -675,7 +675,7 @@ pub async fn qr_code_image(
     let etag = spec.etag(&payload);
     let stem = safe_filename(&code.label);
     image_response_named(
-        &headers,
+        &if_none_match,
         spec.format,
         etag,
         state.config().qr.cache_max_age_secs,
