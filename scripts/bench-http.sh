@@ -4,7 +4,7 @@
 #
 #   scripts/bench-http.sh [load|soak|both]      (default: load)
 #
-# load: on one server, in one run, alternately GET /healthz (the server's own ceiling: the
+# load: on one server, in one run, in turn GET /healthz (the server's own ceiling: the
 #       cheapest route through the same middleware, logging and metrics) and
 #       POST /v1/qr {"url": "<benches-data/payload_a.txt>"} (the 40-byte URL of the engine
 #       benches), ROUNDS times DURATION seconds each with CONNECTIONS connections. Reports
@@ -20,7 +20,7 @@
 # shares the machine's two cores with the server, so the less it takes the more the figures
 # describe the server. Its Lua `done` hook gives exact counts and percentiles as JSON.
 #
-# Settings (environment): CONNECTIONS=64 THREADS=2 DURATION=8 (s) ROUNDS=2 SOAK_SECS=300
+# Settings (environment): CONNECTIONS=64 THREADS=2 DURATION=8 (s) ROUNDS=4 SOAK_SECS=300
 # SOAK_RATE BENCH_PORT=19080 LOG_LEVEL (default: the server's own, info) CARGO_TARGET_DIR.
 # Output and the server log go to $OUT (default target/bench-http/).
 set -euo pipefail
@@ -30,7 +30,7 @@ MODE=${1:-load}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-8}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-4}
 SOAK_SECS=${SOAK_SECS:-300}
 PORT=${BENCH_PORT:-19080}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -182,6 +182,9 @@ p99 = max(r["p99_us"] for r in qr) / 1000
 errs = errors(health) + errors(qr)
 print(f"/healthz {h:,.0f} req/s, POST /v1/qr {q:,.0f} req/s over {len(qr)} rounds each: "
       f"ratio {ratio:.1%}; /v1/qr p99 (worst round) {p99:.2f} ms; errors {errs}")
+# How much the machine moved the figures: the ratio of each round on its own.
+def one(r): return r["requests"] / (r["duration_us"] / 1e6)
+print("ratio by round: " + ", ".join(f"{one(b) / one(a):.1%}" for a, b in zip(health, qr)))
 def cpu(runs): return sum(r.get("cpu_ticks", 0) for r in runs) * 10_000 / sum(r["requests"] for r in runs)
 print(f"server CPU per request: /healthz {cpu(health):.1f} us, POST /v1/qr {cpu(qr):.1f} us "
       f"(the machine's noise moves this much less than requests/s)")
@@ -197,13 +200,16 @@ wrk_run healthz 2 "$CONNECTIONS" > /dev/null
 wrk_run qr 2 "$CONNECTIONS" > /dev/null
 
 if [ "$MODE" = load ] || [ "$MODE" = both ]; then
-    echo "== load: $CONNECTIONS connections, $THREADS wrk threads, $ROUNDS rounds of ${DURATION}s per route, alternating"
+    echo "== load: $CONNECTIONS connections, $THREADS wrk threads, $ROUNDS rounds of ${DURATION}s per route, in counterbalanced order"
     start_sampler "$OUT/load-rss.txt" $(( 2 * ROUNDS * (DURATION + 2) + 5 ))
     health_files=()
     qr_files=()
-    for _ in $(seq 1 "$ROUNDS"); do
-        f=$(wrk_run healthz "$DURATION" "$CONNECTIONS"); health_files+=("$f"); report "GET /healthz" "$f"
-        f=$(wrk_run qr "$DURATION" "$CONNECTIONS"); qr_files+=("$f"); report "POST /v1/qr " "$f"
+    # Counterbalanced order (healthz, qr, qr, healthz, ...): a drift of the machine's speed
+    # over the run, or what one phase leaves behind for the next, falls on both routes alike.
+    run_health() { f=$(wrk_run healthz "$DURATION" "$CONNECTIONS"); health_files+=("$f"); report "GET /healthz" "$f"; }
+    run_qr() { f=$(wrk_run qr "$DURATION" "$CONNECTIONS"); qr_files+=("$f"); report "POST /v1/qr " "$f"; }
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then run_health; run_qr; else run_qr; run_health; fi
     done
     stop_sampler
     summary "${health_files[@]}" -- "${qr_files[@]}"
