@@ -4,7 +4,8 @@
 #
 #   scripts/bench-http.sh [load|soak|both]      (default: load)
 #
-# load: on one server, in one run, in turn GET /healthz (the server's own ceiling: the
+# load: on one server, in one run, in counterbalanced order (healthz, qr, qr, healthz, ...)
+#       GET /healthz (the server's own ceiling: the
 #       cheapest route through the same middleware, logging and metrics) and
 #       POST /v1/qr {"url": "<benches-data/payload_a.txt>"} (the 40-byte URL of the engine
 #       benches), ROUNDS times DURATION seconds each with CONNECTIONS connections. Reports
@@ -183,8 +184,7 @@ errs = errors(health) + errors(qr)
 print(f"/healthz {h:,.0f} req/s, POST /v1/qr {q:,.0f} req/s over {len(qr)} rounds each: "
       f"ratio {ratio:.1%}; /v1/qr p99 (worst round) {p99:.2f} ms; errors {errs}")
 # How much the machine moved the figures: the ratio of each round on its own.
-def one(r): return r["requests"] / (r["duration_us"] / 1e6)
-print("ratio by round: " + ", ".join(f"{one(b) / one(a):.1%}" for a, b in zip(health, qr)))
+print("ratio by round: " + ", ".join(f"{rps([b]) / rps([a]):.1%}" for a, b in zip(health, qr)))
 def cpu(runs): return sum(r.get("cpu_ticks", 0) for r in runs) * 10_000 / sum(r["requests"] for r in runs)
 print(f"server CPU per request: /healthz {cpu(health):.1f} us, POST /v1/qr {cpu(qr):.1f} us "
       f"(the machine's noise moves this much less than requests/s)")
